@@ -1,0 +1,4 @@
+#![forbid(unsafe_code)]
+
+pub mod classify;
+pub mod report;
