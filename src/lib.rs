@@ -1,4 +1,5 @@
 #![forbid(unsafe_code)]
 
 pub mod classify;
+pub mod domain;
 pub mod report;
