@@ -56,6 +56,9 @@ pub struct JobReport {
     pub signal_reason: Option<String>,
     /// The Buildkite log section (`--- :rust: Test`) the key line sits in, if any.
     pub failing_step: Option<String>,
+    /// The agent's checkout directory (`BUILDKITE_BUILD_CHECKOUT_PATH`), used to turn the
+    /// absolute paths compilers print into repository-relative ones.
+    pub checkout_path: Option<String>,
     /// Bytes of log read (the whole log unless it was unavailable).
     pub log_bytes: u64,
     /// Why no log was analysed, when none was (deleted, expired, not permitted).
