@@ -1,0 +1,7 @@
+//! Buildkite webhooks: proving where they came from and what they say.
+
+pub mod event;
+pub mod signature;
+
+pub use event::{BuildFinished, DedupeKey, EventName, PayloadError, WebhookEvent};
+pub use signature::{AuthError, Credential};
