@@ -1,0 +1,279 @@
+//! The `builds` table: one row per accepted delivery key and what became of it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use super::{Store, StoreError, now_millis, with_pool};
+use crate::webhook::{BuildFinished, DedupeKey};
+
+/// Where a build is in kitefix's pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuildState {
+    /// Accepted by the receiver and durably queued.
+    Queued,
+    /// A worker has it.
+    Received,
+    /// Analysed and reported (posted to GitHub, or stored in dry-run).
+    Reported,
+    /// Nothing to report, with the reason (pipeline not on GitHub, no failed jobs…).
+    Skipped,
+    /// Gave up with a permanent error, recorded in `reason`.
+    Failed,
+    /// Dead-lettered after too many attempts.
+    Dead,
+}
+
+impl BuildState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildState::Queued => "queued",
+            BuildState::Received => "received",
+            BuildState::Reported => "reported",
+            BuildState::Skipped => "skipped",
+            BuildState::Failed => "failed",
+            BuildState::Dead => "dead",
+        }
+    }
+
+    /// Finished for good: a redelivery needs no more work.
+    pub fn is_final(self) -> bool {
+        matches!(self, BuildState::Reported | BuildState::Skipped | BuildState::Failed)
+    }
+}
+
+impl fmt::Display for BuildState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BuildState {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "queued" => BuildState::Queued,
+            "received" => BuildState::Received,
+            "reported" => BuildState::Reported,
+            "skipped" => BuildState::Skipped,
+            "failed" => BuildState::Failed,
+            "dead" => BuildState::Dead,
+            other => return Err(StoreError::Corrupt(format!("unknown build state `{other}`"))),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct BuildRow {
+    dedupe_key: String,
+    event: String,
+    integration_id: Option<String>,
+    state: String,
+    attempts: i64,
+    reason: Option<String>,
+    report: Option<String>,
+    check_run: Option<String>,
+    check_run_id: Option<i64>,
+    check_run_url: Option<String>,
+    queued_at: i64,
+    updated_at: i64,
+}
+
+/// A stored build, decoded.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildRecord {
+    pub dedupe_key: String,
+    pub event: BuildFinished,
+    pub integration_id: Option<String>,
+    pub state: BuildState,
+    pub attempts: i64,
+    pub reason: Option<String>,
+    /// The `BuildReport` as stored (JSON), once analysed.
+    pub report: Option<serde_json::Value>,
+    /// The check run body posted, or in dry-run the one that would have been.
+    pub check_run: Option<serde_json::Value>,
+    pub check_run_id: Option<i64>,
+    pub check_run_url: Option<String>,
+    pub queued_at: i64,
+    pub updated_at: i64,
+}
+
+impl TryFrom<BuildRow> for BuildRecord {
+    type Error = StoreError;
+
+    fn try_from(row: BuildRow) -> Result<Self, StoreError> {
+        let json = |s: Option<String>| -> Result<Option<serde_json::Value>, StoreError> {
+            s.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string())))
+                .transpose()
+        };
+        Ok(BuildRecord {
+            event: serde_json::from_str(&row.event)
+                .map_err(|e| StoreError::Corrupt(format!("event of {}: {e}", row.dedupe_key)))?,
+            dedupe_key: row.dedupe_key,
+            integration_id: row.integration_id,
+            state: row.state.parse()?,
+            attempts: row.attempts,
+            reason: row.reason,
+            report: json(row.report)?,
+            check_run: json(row.check_run)?,
+            check_run_id: row.check_run_id,
+            check_run_url: row.check_run_url,
+            queued_at: row.queued_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// `SELECT <every column> FROM builds <tail>` as one `&'static str` (sqlx 0.9 takes
+/// only static SQL text unless it is explicitly asserted safe).
+macro_rules! select_builds {
+    ($tail:literal) => {
+        concat!(
+            "SELECT dedupe_key, event, integration_id, state, attempts, reason, report, ",
+            "check_run, check_run_id, check_run_url, queued_at, updated_at FROM builds ",
+            $tail
+        )
+    };
+}
+
+impl Store {
+    /// Has this delivery key been accepted before?
+    #[tracing::instrument(name = "store.build_known", skip_all, fields(dedupe_key = %key))]
+    pub async fn build_known(&self, key: &DedupeKey) -> Result<bool, StoreError> {
+        let (count,): (i64,) = with_pool!(self.db(), pool => {
+            sqlx::query_as("SELECT COUNT(*) FROM builds WHERE dedupe_key = $1")
+                .bind(key.as_str())
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(count > 0)
+    }
+
+    /// Records an accepted build; `false` if the key was already there.
+    #[tracing::instrument(name = "store.record_queued", skip_all, fields(dedupe_key = %event.dedupe_key()))]
+    pub async fn record_queued(
+        &self,
+        event: &BuildFinished,
+        integration_id: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        self.insert_build(event, integration_id, BuildState::Queued).await
+    }
+
+    /// A worker took the build: creates the row if the receiver could not (it publishes
+    /// before recording), counts the attempt, and returns the state it was in before.
+    #[tracing::instrument(name = "store.record_received", skip_all, fields(dedupe_key = %event.dedupe_key()))]
+    pub async fn record_received(
+        &self,
+        event: &BuildFinished,
+        integration_id: Option<&str>,
+    ) -> Result<BuildState, StoreError> {
+        let key = event.dedupe_key();
+        if self.insert_build(event, integration_id, BuildState::Received).await? {
+            return Ok(BuildState::Queued);
+        }
+        let previous = self.build_state(&key).await?.unwrap_or(BuildState::Queued);
+        if !previous.is_final() {
+            with_pool!(self.db(), pool => {
+                sqlx::query(
+                    "UPDATE builds SET state = 'received', attempts = attempts + 1, updated_at = $1 \
+                     WHERE dedupe_key = $2",
+                )
+                .bind(now_millis())
+                .bind(key.as_str())
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(previous)
+    }
+
+    /// Sets a build's state, with a reason for humans when it did not go well.
+    #[tracing::instrument(name = "store.set_build_state", skip_all, fields(dedupe_key = %key, state = %state))]
+    pub async fn set_build_state(
+        &self,
+        key: &DedupeKey,
+        state: BuildState,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        with_pool!(self.db(), pool => {
+            sqlx::query("UPDATE builds SET state = $1, reason = $2, updated_at = $3 WHERE dedupe_key = $4")
+                .bind(state.as_str())
+                .bind(reason)
+                .bind(now_millis())
+                .bind(key.as_str())
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    pub async fn build_state(&self, key: &DedupeKey) -> Result<Option<BuildState>, StoreError> {
+        let row: Option<(String,)> = with_pool!(self.db(), pool => {
+            sqlx::query_as("SELECT state FROM builds WHERE dedupe_key = $1")
+                .bind(key.as_str())
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.map(|(s,)| s.parse()).transpose()
+    }
+
+    pub async fn build(&self, key: &DedupeKey) -> Result<Option<BuildRecord>, StoreError> {
+        let row: Option<BuildRow> = with_pool!(self.db(), pool => {
+            sqlx::query_as(select_builds!("WHERE dedupe_key = $1"))
+                .bind(key.as_str())
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.map(BuildRecord::try_from).transpose()
+    }
+
+    /// The most recently updated builds, newest first.
+    pub async fn recent_builds(&self, limit: i64) -> Result<Vec<BuildRecord>, StoreError> {
+        let rows: Vec<BuildRow> = with_pool!(self.db(), pool => {
+            sqlx::query_as(select_builds!("ORDER BY updated_at DESC, dedupe_key LIMIT $1"))
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })?;
+        rows.into_iter().map(BuildRecord::try_from).collect()
+    }
+
+    async fn insert_build(
+        &self,
+        event: &BuildFinished,
+        integration_id: Option<&str>,
+        state: BuildState,
+    ) -> Result<bool, StoreError> {
+        let now = now_millis();
+        let json = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let attempts = i64::from(state == BuildState::Received);
+        let done = with_pool!(self.db(), pool => {
+            sqlx::query(
+                "INSERT INTO builds (dedupe_key, org, pipeline, build_id, build_number, finished_at, \
+                 integration_id, event, state, attempts, queued_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+                 ON CONFLICT (dedupe_key) DO NOTHING",
+            )
+            .bind(event.dedupe_key().as_str())
+            .bind(event.org.as_str())
+            .bind(event.pipeline.as_str())
+            .bind(event.build_id.as_str())
+            .bind(event.build_number.get() as i64)
+            .bind(&event.finished_at)
+            .bind(integration_id)
+            .bind(json)
+            .bind(state.as_str())
+            .bind(attempts)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(done == 1)
+    }
+}
