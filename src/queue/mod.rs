@@ -1,0 +1,193 @@
+//! The durable queue between the receiver and the workers.
+//!
+//! Two backends behind one trait, chosen by `queue.kind`:
+//! - `embedded`: a table in the store's database (SQLite or PostgreSQL), leased with a
+//!   visibility timeout; nothing else to run.
+//! - `rabbitmq`: a quorum queue with publisher confirms, a dead-letter queue and delayed
+//!   retries (see `rabbitmq.rs` for the topology and why).
+//!
+//! The shape follows svix's queue module: `publish` returns only once the message is
+//! durable, and a `Delivery` is consumed by exactly one of `ack`, `retry` or
+//! `dead_letter`, so "acked twice" cannot be written.
+
+pub mod embedded;
+pub mod rabbitmq;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::webhook::{BuildFinished, DedupeKey};
+
+/// What travels through the queue: the verified event and its dedupe key, never a
+/// secret (tokens are looked up by the worker from `integration_id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueMessage {
+    pub dedupe_key: DedupeKey,
+    pub event: BuildFinished,
+    /// The connected organisation the webhook arrived for, if any.
+    pub integration_id: Option<String>,
+    /// When the receiver accepted it (unix milliseconds).
+    pub accepted_at: i64,
+}
+
+impl QueueMessage {
+    pub fn new(event: BuildFinished, integration_id: Option<String>) -> Self {
+        Self {
+            dedupe_key: event.dedupe_key(),
+            event,
+            integration_id,
+            accepted_at: crate::store::now_millis(),
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a QueueMessage always serialises")
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, QueueError> {
+        serde_json::from_slice(bytes).map_err(|e| QueueError::Undecodable(e.to_string()))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The queue cannot take or give messages right now (broker or database down,
+    /// confirm timed out). Webhooks answer 503.
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+    /// The broker refused the message (nack, or returned as unroutable).
+    #[error("queue refused the message: {0}")]
+    Refused(String),
+    #[error("message is not a kitefix message: {0}")]
+    Undecodable(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Messages waiting, being worked on and dead-lettered (`kitefix_queue_depth`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueDepth {
+    pub ready: u64,
+    /// Leased by a worker (embedded) or waiting in a retry queue (RabbitMQ: delayed).
+    pub in_flight: u64,
+    pub dead: u64,
+}
+
+/// A durable queue of build messages.
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
+    /// `embedded` or `rabbitmq`, for logs and metrics.
+    fn kind(&self) -> &'static str;
+
+    /// Returns once the message is durably stored. A message whose dedupe key is
+    /// already waiting may be dropped as a duplicate (embedded) or stored again
+    /// (RabbitMQ); the worker dedupes either way.
+    async fn publish(&self, message: &QueueMessage) -> Result<(), QueueError>;
+
+    /// Waits for the next message. Cancel by dropping the future: an unfinished
+    /// receive leaves the message for another worker.
+    async fn receive(&self) -> Result<Delivery, QueueError>;
+
+    async fn depth(&self) -> Result<QueueDepth, QueueError>;
+
+    /// Can publish and receive right now (`/readyz`).
+    async fn ping(&self) -> Result<(), QueueError>;
+}
+
+/// Settles one delivery. Implemented per backend; reached only through `Delivery`.
+#[async_trait]
+pub(crate) trait Settle: Send {
+    async fn ack(self: Box<Self>) -> Result<(), QueueError>;
+    async fn retry(self: Box<Self>, delay: Duration, reason: &str) -> Result<(), QueueError>;
+    async fn dead_letter(self: Box<Self>, reason: &str) -> Result<(), QueueError>;
+}
+
+/// One message handed to a worker, settled exactly once.
+pub struct Delivery {
+    pub message: QueueMessage,
+    /// 1 on the first delivery, counting retries and redeliveries after a crash.
+    pub attempt: u32,
+    max_attempts: u32,
+    settle: Box<dyn Settle>,
+}
+
+/// How a delivery was settled, for the `kitefix_queue_messages_total` metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    Acked,
+    Retried,
+    DeadLettered,
+}
+
+impl Settled {
+    pub fn as_label(self) -> &'static str {
+        match self {
+            Settled::Acked => "acked",
+            Settled::Retried => "retried",
+            Settled::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
+impl Delivery {
+    pub(crate) fn new(
+        message: QueueMessage,
+        attempt: u32,
+        max_attempts: u32,
+        settle: Box<dyn Settle>,
+    ) -> Self {
+        Self { message, attempt, max_attempts, settle }
+    }
+
+    /// The work is recorded: remove the message.
+    pub async fn ack(self) -> Result<Settled, QueueError> {
+        self.settle.ack().await.map(|()| Settled::Acked)
+    }
+
+    /// Transient failure: deliver again after `delay`, unless this was the last allowed
+    /// attempt, in which case the message is dead-lettered with `reason`.
+    pub async fn retry(self, delay: Duration, reason: &str) -> Result<Settled, QueueError> {
+        if self.attempt >= self.max_attempts {
+            let reason = format!("gave up after {} attempts: {reason}", self.attempt);
+            return self.settle.dead_letter(&reason).await.map(|()| Settled::DeadLettered);
+        }
+        self.settle.retry(delay, reason).await.map(|()| Settled::Retried)
+    }
+
+    /// Permanent failure: park the message with its reason, never deliver it again.
+    pub async fn dead_letter(self, reason: &str) -> Result<Settled, QueueError> {
+        self.settle.dead_letter(reason).await.map(|()| Settled::DeadLettered)
+    }
+}
+
+/// Exponential backoff with full jitter for attempt `n` (1-based): up to 5 s, 10 s,
+/// 20 s, … capped at 30 min. Jitter spreads a burst of failures (a Buildkite outage) so
+/// the retries do not arrive together (AWS Architecture Blog, "Exponential Backoff and
+/// Jitter").
+pub fn backoff(attempt: u32) -> Duration {
+    const BASE: Duration = Duration::from_secs(5);
+    const CAP: Duration = Duration::from_secs(30 * 60);
+    let exp = BASE.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let ceiling = exp.min(CAP);
+    let millis =
+        rand::rng().random_range(ceiling.as_millis() as u64 / 2..=ceiling.as_millis() as u64);
+    Duration::from_millis(millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_then_caps_and_stays_jittered() {
+        for attempt in 1..=30 {
+            let d = backoff(attempt);
+            let ceiling = Duration::from_secs(5 * (1u64 << (attempt - 1).min(16)))
+                .min(Duration::from_secs(1800));
+            assert!(d <= ceiling && d >= ceiling / 2, "attempt {attempt}: {d:?}");
+        }
+    }
+}
