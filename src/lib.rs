@@ -1,5 +1,22 @@
+//! kitefix: Buildkite failures explained on GitHub.
+//!
+//! `startup` wires everything; the pieces are the webhook receiver (`webhook`,
+//! `routes`, `intake`), the durable queue (`queue`), the store (`store`) and the worker
+//! (`worker`) with its pipeline.
 #![forbid(unsafe_code)]
 
 pub mod classify;
+pub mod config;
 pub mod domain;
+pub mod error;
+pub mod intake;
+pub mod metrics;
+pub mod queue;
 pub mod report;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod webhook;
+pub mod worker;

@@ -1,1 +1,65 @@
-fn main() {}
+//! The `kitefix` command: parse the CLI, set up TLS and logging, hand over to the library.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kitefix::config::Settings;
+use kitefix::startup::{Application, Role};
+
+#[derive(Parser)]
+#[command(name = "kitefix", version, about = "Explains failed Buildkite builds on GitHub")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service: webhook receiver and workers.
+    Serve {
+        /// TOML configuration file (defaults, then this file, then KITEFIX_* variables).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Which parts to run in this process.
+        #[arg(long, value_enum, default_value_t = Role::All)]
+        role: Role,
+    },
+}
+
+fn main() -> ExitCode {
+    // One process-wide TLS provider, chosen before anything opens a connection: with
+    // several rustls backends compiled in, rustls cannot pick one by itself
+    // (reference/ecosystem.md §5).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config, role } => serve(config, role),
+    }
+}
+
+fn serve(config: Option<PathBuf>, role: Role) -> ExitCode {
+    let settings = match Settings::load(config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kitefix: {e}");
+            return ExitCode::from(78); // EX_CONFIG
+        }
+    };
+    kitefix::telemetry::init(&settings.log);
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let result = runtime.block_on(async {
+        let app = Application::build(settings, role).await?;
+        app.run_until_stopped().await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "kitefix stopped with an error");
+            eprintln!("kitefix: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -29,8 +29,7 @@ fn parse_slug(field: &'static str, s: &str) -> Result<String, IdError> {
     if s.is_empty() || s.len() > 100 {
         return Err(IdError::new(field, "must be 1 to 100 characters"));
     }
-    if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-    {
+    if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
         return Err(IdError::new(
             field,
             format!("`{s}` may only hold lowercase letters, digits, `-` and `_`"),

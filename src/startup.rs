@@ -1,0 +1,177 @@
+//! Wiring: build the store, queue, HTTP server and worker from `Settings`, run them
+//! until SIGTERM, then stop in order (zero2prod's `Application`, svix's roles).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{QueueKind, Settings};
+use crate::intake::Intake;
+use crate::metrics::Metrics;
+use crate::queue::Queue;
+use crate::queue::embedded::EmbeddedQueue;
+use crate::queue::rabbitmq::{RabbitMqOptions, RabbitMqQueue};
+use crate::routes;
+use crate::state::AppState;
+use crate::store::Store;
+use crate::worker::{Processor, RecordOnly, Worker};
+
+/// Which parts run in this process (`serve --role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Receiver and workers in one process.
+    All,
+    /// Webhooks and the admin API; publishes to the queue.
+    Receiver,
+    /// Consumes the queue. Still serves /healthz, /readyz and /metrics.
+    Worker,
+}
+
+impl Role {
+    fn receives(self) -> bool {
+        matches!(self, Role::All | Role::Receiver)
+    }
+
+    fn works(self) -> bool {
+        matches!(self, Role::All | Role::Worker)
+    }
+}
+
+/// A built application, bound to its port, not yet running.
+pub struct Application {
+    port: u16,
+    server: Server,
+    worker: Option<Worker>,
+    state: web::Data<AppState>,
+    shutdown: CancellationToken,
+    grace: Duration,
+}
+
+impl Application {
+    /// Connects the store and queue and binds the listener (`server.bind`; port 0 picks
+    /// a free port, which the tests use).
+    pub async fn build(settings: Settings, role: Role) -> anyhow::Result<Self> {
+        Self::build_with_processor(settings, role, Arc::new(RecordOnly)).await
+    }
+
+    /// As `build`, with the worker's pipeline given by the caller.
+    pub async fn build_with_processor(
+        settings: Settings,
+        role: Role,
+        processor: Arc<dyn Processor>,
+    ) -> anyhow::Result<Self> {
+        let metrics = Metrics::new();
+        let store = Store::connect(&settings.store.url, settings.store.max_connections)
+            .await
+            .context("store.url: cannot open the store")?;
+        let queue: Arc<dyn Queue> = match settings.queue.kind {
+            QueueKind::Embedded => Arc::new(EmbeddedQueue::new(
+                store.db().clone(),
+                Duration::from_secs(settings.queue.visibility_timeout_secs),
+                settings.queue.max_attempts,
+            )),
+            QueueKind::RabbitMq => Arc::new(RabbitMqQueue::start(RabbitMqOptions {
+                url: settings.queue.url.clone(),
+                prefix: settings.queue.prefix.clone(),
+                max_attempts: settings.queue.max_attempts,
+                publish_timeout: Duration::from_millis(settings.queue.publish_timeout_ms),
+                prefetch: settings.queue.prefetch,
+            })),
+        };
+        let intake = Intake::new(store.clone(), queue.clone(), metrics.clone());
+        let worker = role.works().then(|| Worker {
+            queue: queue.clone(),
+            store: store.clone(),
+            metrics: metrics.clone(),
+            processor,
+            concurrency: settings.worker.concurrency,
+            build_timeout: Duration::from_secs(settings.worker.build_timeout_secs),
+        });
+
+        let listener = TcpListener::bind(settings.server.bind)
+            .with_context(|| format!("server.bind: cannot listen on {}", settings.server.bind))?;
+        let port = listener.local_addr()?.port();
+        let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
+        let state = web::Data::new(AppState { settings, store, queue, intake, metrics });
+        let server = run_http(listener, state.clone(), role, grace)?;
+        tracing::info!(port, ?role, "kitefix listening");
+        Ok(Self { port, server, worker, state, shutdown: CancellationToken::new(), grace })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Cancel it to stop the application as SIGTERM would.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Runs until SIGTERM/SIGINT or the shutdown token, then stops: the server stops
+    /// accepting and finishes requests in flight, the worker takes no new message and
+    /// finishes the builds it has; nothing unfinished is acked.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Application { server, worker, state, shutdown, grace, .. } = self;
+        let handle = server.handle();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        let server_task = tokio::spawn(server);
+        let worker_task = worker.map(|w| tokio::spawn(w.run(shutdown.clone(), grace)));
+
+        shutdown.cancelled().await;
+        tracing::info!("shutting down");
+        stop_server(handle).await;
+        let server_result = server_task.await;
+        if let Some(worker_task) = worker_task {
+            worker_task.await.context("worker task panicked")?;
+        }
+        state.store.close().await;
+        server_result.context("HTTP server task panicked")?.context("HTTP server failed")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn run_http(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    role: Role,
+    grace: Duration,
+) -> anyhow::Result<Server> {
+    let server = HttpServer::new(move || {
+        let app = App::new()
+            .wrap(tracing_actix_web::TracingLogger::default())
+            .app_data(state.clone())
+            .configure(routes::configure_common);
+        if role.receives() { app.configure(routes::configure_receiver) } else { app }
+    })
+    // Signals are ours: one token stops the server and the worker in order.
+    .disable_signals()
+    .shutdown_timeout(grace.as_secs())
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+async fn stop_server(handle: ServerHandle) {
+    handle.stop(true).await;
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("can listen for SIGTERM");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = shutdown.cancelled() => {}
+    }
+    shutdown.cancel();
+}

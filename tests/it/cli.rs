@@ -1,0 +1,94 @@
+//! The `kitefix serve` binary as an operator runs it: JSON logs carrying the build id,
+//! and a clean exit on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{WEBHOOK_TOKEN, failed_build};
+
+#[tokio::test]
+async fn serve_logs_json_with_the_build_id_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kitefix"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("KITEFIX_SERVER__BIND", "127.0.0.1:0")
+        .env("KITEFIX_WEBHOOK__TOKEN", WEBHOOK_TOKEN)
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let port = loop {
+        let line =
+            lines_rx.recv_timeout(Duration::from_secs(30)).expect("kitefix logs that it listens");
+        let json: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+        seen.push(json.clone());
+        if json["message"] == "kitefix listening" {
+            break json["port"].as_u64().unwrap();
+        }
+    };
+
+    let payload = failed_build(77);
+    let build_id = payload["build"]["id"].as_str().unwrap().to_owned();
+    let body = payload.to_string();
+    let header = kitefix::webhook::signature::sign(
+        WEBHOOK_TOKEN,
+        chrono::Utc::now().timestamp(),
+        body.as_bytes(),
+    );
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/webhooks/buildkite"))
+        .header("X-Buildkite-Event", "build.finished")
+        .header("X-Buildkite-Signature", header)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+
+    // Wait for the worker's "build done" line, then stop the process.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen.iter().any(|l| l["message"] == "build done") {
+        assert!(Instant::now() < deadline, "the worker never finished the build");
+        if let Ok(line) = lines_rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push(
+                serde_json::from_str(&line)
+                    .unwrap_or_else(|_| panic!("not a JSON log line: {line}")),
+            );
+        }
+    }
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    while let Ok(line) = lines_rx.recv_timeout(Duration::from_millis(500)) {
+        seen.push(serde_json::from_str(&line).unwrap_or(serde_json::Value::Null));
+    }
+
+    assert!(exit.success(), "SIGTERM should stop kitefix cleanly: {exit:?}");
+    // Every line logged inside the worker's `build` span carries the build id.
+    let build_spans: Vec<_> = seen
+        .iter()
+        .filter_map(|l| l["spans"].as_array())
+        .flatten()
+        .filter(|span| span["name"] == "build")
+        .collect();
+    assert!(!build_spans.is_empty(), "no log line from inside a build");
+    for span in build_spans {
+        assert_eq!(span["build_id"].as_str(), Some(build_id.as_str()), "{span}");
+    }
+    assert!(seen.iter().any(|l| l["message"] == "stopped"), "no clean-stop log line");
+    assert!(
+        dir.path().join("kitefix.db").exists(),
+        "the embedded default keeps its state in ./kitefix.db"
+    );
+}

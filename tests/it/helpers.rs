@@ -1,0 +1,371 @@
+//! Test harness: `spawn_app()` and friends (zero2prod's `spawn_app`, svix's prefixes).
+//!
+//! Each app gets its own SQLite file (or its own PostgreSQL database) and its own
+//! RabbitMQ prefix, so tests run in parallel without seeing each other's messages.
+//! Tests that need PostgreSQL or RabbitMQ call `require_postgres()` /
+//! `require_rabbitmq()`: when the service is missing they skip with a message, except
+//! under `CI=true`, where a missing service fails the test.
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use figment::providers::Serialized;
+use kitefix::config::Settings;
+use kitefix::startup::{Application, Role};
+use kitefix::store::Store;
+use kitefix::webhook::signature;
+use kitefix::worker::{Processor, RecordOnly};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+pub const WEBHOOK_TOKEN: &str = "it-webhook-token-0123456789";
+pub const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const RABBITMQ_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    // Quiet unless TEST_LOG is set, as in zero2prod.
+    if std::env::var("TEST_LOG").is_ok() {
+        kitefix::telemetry::init(&kitefix::config::LogSettings {
+            format: kitefix::config::LogFormat::Pretty,
+            level: "info,kitefix=debug".into(),
+        });
+    }
+});
+
+/// Serialises tests that stop or restart the shared RabbitMQ broker against every other
+/// RabbitMQ test (they take the read side).
+pub static BROKER: LazyLock<tokio::sync::RwLock<()>> =
+    LazyLock::new(|| tokio::sync::RwLock::new(()));
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+async fn reachable(addr: &str) -> bool {
+    tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
+/// `true` when RabbitMQ is up; `false` (skip) when it is not, outside CI.
+pub async fn require_rabbitmq() -> bool {
+    require("RabbitMQ", "127.0.0.1:5672").await
+}
+
+pub async fn require_postgres() -> bool {
+    require("PostgreSQL", "127.0.0.1:5432").await
+}
+
+async fn require(name: &str, addr: &str) -> bool {
+    if reachable(addr).await {
+        return true;
+    }
+    assert!(!in_ci(), "{name} is not reachable on {addr}, and CI=true: start it (see .ci/run)");
+    eprintln!("SKIPPED: {name} is not reachable on {addr}");
+    false
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueKind {
+    Embedded,
+    RabbitMq,
+}
+
+/// How to start an app; `TestConfig::default()` is the embedded default with a webhook
+/// token set.
+pub struct TestConfig {
+    pub store: StoreKind,
+    pub queue: QueueKind,
+    pub role: Role,
+    pub webhook_token: Option<String>,
+    pub processor: Arc<dyn Processor>,
+    /// Extra `key = value` settings, applied last.
+    pub overrides: Vec<(&'static str, Value)>,
+    /// Reuse this app's SQLite file / database / queue prefix (restart tests).
+    pub reuse: Option<Shared>,
+}
+
+impl Default for TestConfig {
+    fn default() -> Self {
+        Self {
+            store: StoreKind::Sqlite,
+            queue: QueueKind::Embedded,
+            role: Role::All,
+            webhook_token: Some(WEBHOOK_TOKEN.into()),
+            processor: Arc::new(RecordOnly),
+            overrides: vec![],
+            reuse: None,
+        }
+    }
+}
+
+/// What identifies an app's data: reuse it to start a second app on the same state.
+#[derive(Clone)]
+pub struct Shared {
+    pub store_url: String,
+    pub queue_prefix: String,
+    /// Keeps the SQLite file's directory alive as long as any app uses it.
+    pub _dir: Arc<tempfile::TempDir>,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub store: Store,
+    pub shared: Shared,
+    shutdown: CancellationToken,
+    running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(TestConfig::default()).await
+}
+
+pub async fn spawn_app_with(config: TestConfig) -> TestApp {
+    LazyLock::force(&TRACING);
+    let shared = match config.reuse {
+        Some(shared) => shared,
+        None => {
+            let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+            let store_url = match config.store {
+                StoreKind::Sqlite => {
+                    format!("sqlite://{}", dir.path().join("kitefix.db").display())
+                }
+                StoreKind::Postgres => create_postgres_database().await,
+            };
+            let queue_prefix = format!("kitefix-it-{}", uuid::Uuid::new_v4().simple());
+            Shared { store_url, queue_prefix, _dir: dir }
+        }
+    };
+    let mut figment = Settings::default_figment()
+        .merge(Serialized::default("server.bind", "127.0.0.1:0"))
+        .merge(Serialized::default("server.shutdown_grace_secs", 5))
+        .merge(Serialized::default("store.url", &shared.store_url))
+        .merge(Serialized::default("queue.prefix", &shared.queue_prefix))
+        .merge(Serialized::default("queue.url", RABBITMQ_URL))
+        .merge(Serialized::default(
+            "queue.kind",
+            match config.queue {
+                QueueKind::Embedded => "embedded",
+                QueueKind::RabbitMq => "rabbitmq",
+            },
+        ))
+        .merge(Serialized::default("log.format", "pretty"));
+    if let Some(token) = &config.webhook_token {
+        figment = figment.merge(Serialized::default("webhook.token", token));
+    }
+    for (key, value) in &config.overrides {
+        figment = figment.merge(Serialized::default(key, value));
+    }
+    let settings = Settings::from_figment(figment).expect("test settings are valid");
+    let app = Application::build_with_processor(settings.clone(), config.role, config.processor)
+        .await
+        .expect("app builds");
+    let port = app.port();
+    let store = app.state().store.clone();
+    let shutdown = app.shutdown_token();
+    let running = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+        store,
+        shared,
+        shutdown,
+        running: Some(running),
+    }
+}
+
+/// A fresh, empty database per test; leftovers are dropped by `.ci/run`.
+async fn create_postgres_database() -> String {
+    use sqlx::Connection;
+    let name = format!("kitefix_it_{}", uuid::Uuid::new_v4().simple());
+    let mut admin =
+        sqlx::PgConnection::connect(POSTGRES_ADMIN_URL).await.expect("PostgreSQL admin connection");
+    let statement = format!("CREATE DATABASE {name}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+    format!("postgres://postgres@127.0.0.1:5432/{name}")
+}
+
+impl TestApp {
+    /// Stops the app as SIGTERM would and waits for it to finish.
+    pub async fn stop(mut self) -> Shared {
+        self.shutdown.cancel();
+        if let Some(running) = self.running.take() {
+            running.await.expect("app task").expect("app stopped cleanly");
+        }
+        self.shared.clone()
+    }
+
+    /// Posts a body with a valid signature made now.
+    pub async fn post_signed(&self, event: &str, body: &[u8]) -> reqwest::Response {
+        let header = signature::sign(WEBHOOK_TOKEN, chrono::Utc::now().timestamp(), body);
+        self.post_webhook(event, body, &[("X-Buildkite-Signature", &header)]).await
+    }
+
+    pub async fn post_webhook(
+        &self,
+        event: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{}/webhooks/buildkite", self.address))
+            .header("Content-Type", "application/json")
+            .header("X-Buildkite-Event", event)
+            .body(body.to_vec());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.address)).send().await.expect("request sent")
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.text().await.unwrap()
+    }
+
+    /// Waits until `check` holds, polling, for up to `within`.
+    pub async fn eventually<F, Fut>(&self, within: Duration, mut check: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if check().await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+}
+
+/// A metric's value from the Prometheus text, e.g. `metric(&text, "kitefix_webhooks_total{event=\"ping\",outcome=\"ping\"}")`.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+}
+
+/// A `build.finished` payload for a failed build; `n` varies the build.
+pub fn failed_build(n: u64) -> Value {
+    json!({
+        "event": "build.finished",
+        "build": {
+            "id": uuid::Uuid::new_v4().to_string(),
+            "url": format!("https://api.buildkite.com/v2/organizations/acme/pipelines/web-app/builds/{n}"),
+            "web_url": format!("https://buildkite.com/acme/web-app/builds/{n}"),
+            "number": n,
+            "state": "failed",
+            "blocked": false,
+            "commit": "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
+            "branch": "feature/login",
+            "finished_at": "2026-11-25T10:00:00.000Z",
+            "pull_request": {"id": "17", "base": "main", "repository": "git@github.com:acme/web-app.git"},
+            "meta_data": {}
+        },
+        "pipeline": {
+            "slug": "web-app",
+            "repository": "git@github.com:acme/web-app.git",
+            "provider": {"id": "github", "settings": {"repository": "acme/web-app"}}
+        },
+        "sender": {"id": "b5a0c3c1-0000-4000-8000-000000000000", "name": "Buildkite"}
+    })
+}
+
+pub fn dedupe_key(payload: &Value) -> kitefix::webhook::DedupeKey {
+    match kitefix::webhook::event::parse(Some("build.finished"), payload.to_string().as_bytes())
+        .unwrap()
+    {
+        kitefix::webhook::WebhookEvent::Failed(b) => b.dedupe_key(),
+        other => panic!("not a failed build: {other:?}"),
+    }
+}
+
+/// A store of the given kind on fresh storage, with the directory that holds it.
+pub async fn test_store(kind: StoreKind) -> Option<(Store, Arc<tempfile::TempDir>)> {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let url = match kind {
+        StoreKind::Sqlite => format!("sqlite://{}", dir.path().join("kitefix.db").display()),
+        StoreKind::Postgres => {
+            if !require_postgres().await {
+                return None;
+            }
+            create_postgres_database().await
+        }
+    };
+    let store = Store::connect(&secrecy::SecretString::from(url), 4).await.expect("store connects");
+    Some((store, dir))
+}
+
+/// A processor that plays back a script of outcomes, then repeats the last one, and
+/// counts its calls.
+pub struct Scripted {
+    script: std::sync::Mutex<std::collections::VecDeque<kitefix::worker::Outcome>>,
+    last: std::sync::Mutex<kitefix::worker::Outcome>,
+    pub calls: std::sync::atomic::AtomicU32,
+    pub delay: Duration,
+}
+
+impl Scripted {
+    pub fn new(outcomes: Vec<kitefix::worker::Outcome>) -> Arc<Self> {
+        Self::slow(outcomes, Duration::ZERO)
+    }
+
+    pub fn slow(outcomes: Vec<kitefix::worker::Outcome>, delay: Duration) -> Arc<Self> {
+        let last = outcomes.last().cloned().expect("at least one outcome");
+        Arc::new(Self {
+            script: std::sync::Mutex::new(outcomes.into()),
+            last: std::sync::Mutex::new(last),
+            calls: Default::default(),
+            delay,
+        })
+    }
+
+    pub fn calls(&self) -> u32 {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl Processor for Scripted {
+    async fn process(
+        &self,
+        _message: &kitefix::queue::QueueMessage,
+        _attempt: u32,
+    ) -> kitefix::worker::Outcome {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        let next = self.script.lock().unwrap().pop_front();
+        next.unwrap_or_else(|| self.last.lock().unwrap().clone())
+    }
+}
+
+/// Waits for the build behind `payload` to reach `state`.
+pub async fn wait_for_state(
+    app: &TestApp,
+    payload: &Value,
+    state: kitefix::store::BuildState,
+    within: Duration,
+) -> bool {
+    let key = dedupe_key(payload);
+    let store = app.store.clone();
+    app.eventually(within, || {
+        let store = store.clone();
+        let key = key.clone();
+        async move { store.build_state(&key).await.unwrap() == Some(state) }
+    })
+    .await
+}
