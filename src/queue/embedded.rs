@@ -5,12 +5,16 @@
 //! worker's message is delivered again. Ack deletes the row, retry moves `run_at` into the
 //! future, dead-letter stamps `dead_at` and keeps the row (with its reason) for
 //! inspection. Because rows live in SQLite or PostgreSQL, a restart loses nothing.
+//!
+//! Publishes are group-committed: one writer task takes whatever publishes are waiting
+//! and inserts them in one transaction, so a burst of webhooks costs one fsync per batch
+//! instead of one each, and every caller still hears back only after the commit.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{Delivery, Queue, QueueDepth, QueueError, QueueMessage, Settle};
 use crate::store::{Db, StoreError, now_millis, with_pool};
@@ -37,17 +41,27 @@ const LEASE_POSTGRES: &str = "UPDATE queue_messages \
                  ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
      RETURNING id, payload, attempts";
 
+/// Most publishes committed in one transaction.
+const MAX_BATCH: usize = 256;
+
+type PublishReply = oneshot::Sender<Result<(), QueueError>>;
+
 #[derive(Debug, Clone)]
 pub struct EmbeddedQueue {
     db: Db,
     visibility_timeout: Duration,
     max_attempts: u32,
     wake: Arc<Notify>,
+    writer: mpsc::Sender<(QueueMessage, PublishReply)>,
 }
 
 impl EmbeddedQueue {
+    /// Starts the writer task on the current tokio runtime.
     pub fn new(db: Db, visibility_timeout: Duration, max_attempts: u32) -> Self {
-        Self { db, visibility_timeout, max_attempts, wake: Arc::new(Notify::new()) }
+        let wake = Arc::new(Notify::new());
+        let (writer, requests) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(write_batches(db.clone(), requests, wake.clone()));
+        Self { db, visibility_timeout, max_attempts, wake, writer }
     }
 
     async fn lease(&self) -> Result<Option<(i64, String, i64, String)>, QueueError> {
@@ -85,24 +99,12 @@ impl Queue for EmbeddedQueue {
 
     #[tracing::instrument(name = "queue.publish", skip_all, fields(queue = "embedded", dedupe_key = %message.dedupe_key))]
     async fn publish(&self, message: &QueueMessage) -> Result<(), QueueError> {
-        let payload = String::from_utf8(message.to_bytes()).expect("JSON is UTF-8");
-        let now = now_millis();
-        // A key already waiting is the same build finishing the same way: keep one.
-        with_pool!(&self.db, pool => {
-            sqlx::query(
-                "INSERT INTO queue_messages (dedupe_key, payload, attempts, run_at, created_at) \
-                 VALUES ($1, $2, 0, $3, $3) ON CONFLICT (dedupe_key) DO NOTHING",
-            )
-            .bind(message.dedupe_key.as_str())
-            .bind(payload)
-            .bind(now)
-            .execute(pool)
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send((message.clone(), reply))
             .await
-            .map(|r| r.rows_affected())
-        })
-        .map_err(|e| QueueError::Unavailable(StoreError::from(e).to_string()))?;
-        self.wake.notify_one();
-        Ok(())
+            .map_err(|_| QueueError::Unavailable("the queue writer stopped".into()))?;
+        answer.await.map_err(|_| QueueError::Unavailable("the queue writer stopped".into()))?
     }
 
     async fn receive(&self) -> Result<Delivery, QueueError> {
@@ -163,6 +165,54 @@ impl Queue for EmbeddedQueue {
     }
 }
 
+/// The writer task: commits waiting publishes in batches, answers each caller after its
+/// batch's commit, and wakes idle workers.
+async fn write_batches(
+    db: Db,
+    mut requests: mpsc::Receiver<(QueueMessage, PublishReply)>,
+    wake: Arc<Notify>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let result = insert_batch(&db, batch.iter().map(|(m, _)| m)).await;
+        for (_, reply) in batch.drain(..) {
+            let _ = reply.send(
+                result.as_ref().map(|_| ()).map_err(|e| QueueError::Unavailable(e.to_string())),
+            );
+        }
+        if result.is_ok() {
+            wake.notify_waiters();
+            wake.notify_one();
+        }
+    }
+}
+
+/// Inserts messages in one transaction. A key already waiting is the same build
+/// finishing the same way: it keeps one row.
+async fn insert_batch<'a>(
+    db: &Db,
+    messages: impl Iterator<Item = &'a QueueMessage>,
+) -> Result<(), StoreError> {
+    let now = now_millis();
+    with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        for message in messages {
+            let payload = String::from_utf8(message.to_bytes()).expect("JSON is UTF-8");
+            sqlx::query(
+                "INSERT INTO queue_messages (dedupe_key, payload, attempts, run_at, created_at) \
+                 VALUES ($1, $2, 0, $3, $3) ON CONFLICT (dedupe_key) DO NOTHING",
+            )
+            .bind(message.dedupe_key.as_str())
+            .bind(payload)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    })?;
+    Ok(())
+}
+
 /// Settles a leased row. Every statement checks the lease id: if the lease expired and
 /// another worker took the message, this worker's late verdict changes nothing.
 struct EmbeddedSettle {
@@ -172,6 +222,33 @@ struct EmbeddedSettle {
 }
 
 impl EmbeddedSettle {
+    /// Gives the message back: ready again at `run_at`, or parked for good when `dead_at`
+    /// is set. `reason` is kept in `last_error` for whoever inspects the queue.
+    async fn release(
+        &self,
+        run_at: i64,
+        dead_at: Option<i64>,
+        reason: &str,
+    ) -> Result<(), QueueError> {
+        let affected = with_pool!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE queue_messages SET run_at = $1, dead_at = $2, leased_until = NULL, lease_id = NULL, \
+                 last_error = $3 WHERE id = $4 AND lease_id = $5",
+            )
+            .bind(run_at)
+            .bind(dead_at)
+            .bind(reason)
+            .bind(self.id)
+            .bind(&self.lease_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .map_err(StoreError::from)?;
+        self.lost_lease(affected);
+        Ok(())
+    }
+
     fn lost_lease(&self, affected: u64) {
         if affected == 0 {
             tracing::warn!(
@@ -199,40 +276,11 @@ impl Settle for EmbeddedSettle {
     }
 
     async fn retry(self: Box<Self>, delay: Duration, reason: &str) -> Result<(), QueueError> {
-        let affected = with_pool!(&self.db, pool => {
-            sqlx::query(
-                "UPDATE queue_messages SET run_at = $1, leased_until = NULL, lease_id = NULL, last_error = $2 \
-                 WHERE id = $3 AND lease_id = $4",
-            )
-            .bind(now_millis() + delay.as_millis() as i64)
-            .bind(reason)
-            .bind(self.id)
-            .bind(&self.lease_id)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })
-        .map_err(StoreError::from)?;
-        self.lost_lease(affected);
-        Ok(())
+        self.release(now_millis() + delay.as_millis() as i64, None, reason).await
     }
 
     async fn dead_letter(self: Box<Self>, reason: &str) -> Result<(), QueueError> {
-        let affected = with_pool!(&self.db, pool => {
-            sqlx::query(
-                "UPDATE queue_messages SET dead_at = $1, leased_until = NULL, lease_id = NULL, last_error = $2 \
-                 WHERE id = $3 AND lease_id = $4",
-            )
-            .bind(now_millis())
-            .bind(reason)
-            .bind(self.id)
-            .bind(&self.lease_id)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })
-        .map_err(StoreError::from)?;
-        self.lost_lease(affected);
-        Ok(())
+        let now = now_millis();
+        self.release(now, Some(now), reason).await
     }
 }

@@ -65,6 +65,8 @@ const DEAD_ROUTING_KEY: &str = "dead";
 /// TCP keepalive takes on Linux defaults (rabbitmq.com/docs/heartbeats recommends 5–20 s).
 const HEARTBEAT_SECS: u16 = 10;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Connect, declare the topology and enable confirms, all within this.
+const LINK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pending publishes allowed before callers are told the queue is unavailable.
 const PUBLISH_BACKLOG: usize = 1024;
 
@@ -432,6 +434,14 @@ impl Publisher {
     }
 
     async fn open_link(&self) -> Result<(Connection, Channel), QueueError> {
+        // A broker still booting can accept the TCP connection and then sit on the
+        // declarations; bound the whole set-up, not only the connect.
+        tokio::time::timeout(LINK_TIMEOUT, self.open_link_unbounded()).await.map_err(|_| {
+            QueueError::Unavailable("timed out setting up the RabbitMQ channel".into())
+        })?
+    }
+
+    async fn open_link_unbounded(&self) -> Result<(Connection, Channel), QueueError> {
         let connection = connect(&self.options.url).await?;
         let channel = connection.create_channel().await.map_err(unavailable)?;
         declare_topology(&channel, &self.names, self.options.max_attempts).await?;

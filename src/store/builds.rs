@@ -162,6 +162,26 @@ impl Store {
         self.insert_build(event, integration_id, BuildState::Queued).await
     }
 
+    /// Records many accepted builds in one transaction (one commit, one fsync); keys
+    /// already present are left as they are.
+    #[tracing::instrument(name = "store.record_queued_many", skip_all, fields(count = events.len()))]
+    pub async fn record_queued_many(
+        &self,
+        events: &[(BuildFinished, Option<String>)],
+    ) -> Result<(), StoreError> {
+        let now = now_millis();
+        with_pool!(self.db(), pool => {
+            let mut tx = pool.begin().await?;
+            for (event, integration_id) in events {
+                insert_build_query(event, integration_id.as_deref(), BuildState::Queued, now)?
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        })?;
+        Ok(())
+    }
+
     /// A worker took the build: creates the row if the receiver could not (it publishes
     /// before recording), counts the attempt, and returns the state it was in before.
     #[tracing::instrument(name = "store.record_received", skip_all, fields(dedupe_key = %event.dedupe_key()))]
@@ -250,30 +270,47 @@ impl Store {
         state: BuildState,
     ) -> Result<bool, StoreError> {
         let now = now_millis();
-        let json = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let attempts = i64::from(state == BuildState::Received);
         let done = with_pool!(self.db(), pool => {
-            sqlx::query(
-                "INSERT INTO builds (dedupe_key, org, pipeline, build_id, build_number, finished_at, \
-                 integration_id, event, state, attempts, queued_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
-                 ON CONFLICT (dedupe_key) DO NOTHING",
-            )
-            .bind(event.dedupe_key().as_str())
-            .bind(event.org.as_str())
-            .bind(event.pipeline.as_str())
-            .bind(event.build_id.as_str())
-            .bind(event.build_number.get() as i64)
-            .bind(&event.finished_at)
-            .bind(integration_id)
-            .bind(json)
-            .bind(state.as_str())
-            .bind(attempts)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
+            insert_build_query(event, integration_id, state, now)?
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
         })?;
         Ok(done == 1)
     }
+}
+
+/// `INSERT … ON CONFLICT DO NOTHING` of one build, for any backend.
+fn insert_build_query<'q, DB>(
+    event: &'q BuildFinished,
+    integration_id: Option<&'q str>,
+    state: BuildState,
+    now: i64,
+) -> Result<sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>, StoreError>
+where
+    DB: sqlx::Database,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let json = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let attempts = i64::from(state == BuildState::Received);
+    Ok(sqlx::query(
+        "INSERT INTO builds (dedupe_key, org, pipeline, build_id, build_number, finished_at, \
+         integration_id, event, state, attempts, queued_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+         ON CONFLICT (dedupe_key) DO NOTHING",
+    )
+    .bind(event.dedupe_key().to_string())
+    .bind(event.org.as_str())
+    .bind(event.pipeline.as_str())
+    .bind(event.build_id.as_str())
+    .bind(event.build_number.get() as i64)
+    .bind(event.finished_at.as_str())
+    .bind(integration_id)
+    .bind(json)
+    .bind(state.as_str())
+    .bind(attempts)
+    .bind(now))
 }
