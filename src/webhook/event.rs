@@ -302,29 +302,10 @@ mod tests {
 
     use super::*;
 
-    pub(crate) fn failed_build() -> serde_json::Value {
-        json!({
-            "event": "build.finished",
-            "build": {
-                "id": "f62a1b4d-10f9-4790-bc1c-e2c3a0c80983",
-                "url": "https://api.buildkite.com/v2/organizations/acme/pipelines/web-app/builds/42",
-                "web_url": "https://buildkite.com/acme/web-app/builds/42",
-                "number": 42,
-                "state": "failed",
-                "blocked": false,
-                "commit": "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
-                "branch": "feature/login",
-                "finished_at": "2026-11-25T10:00:00.000Z",
-                "pull_request": {"id": "17", "base": "main", "repository": "git@github.com:acme/web-app.git"},
-                "meta_data": {}
-            },
-            "pipeline": {
-                "slug": "web-app",
-                "repository": "git@github.com:acme/web-app.git",
-                "provider": {"id": "github", "settings": {"repository": "acme/web-app"}}
-            },
-            "sender": {"id": "x", "name": "Buildkite"}
-        })
+    /// The README's example payload: a failed build of `acme/web-app`.
+    fn failed_build() -> serde_json::Value {
+        serde_json::from_str(include_str!("../../deploy/examples/build-finished-failed.json"))
+            .unwrap()
     }
 
     fn parse_json(v: &serde_json::Value) -> Result<WebhookEvent, PayloadError> {

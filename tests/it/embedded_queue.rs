@@ -11,21 +11,9 @@ use kitefix::worker::Outcome;
 use serde_json::json;
 
 use crate::helpers::{
-    QueueKind, Scripted, StoreKind, TestConfig, failed_build, metric, require_postgres,
-    spawn_app_with, test_store, wait_for_state,
+    QueueKind, Scripted, StoreKind, TestConfig, failed_build, failed_event, metric,
+    require_postgres, spawn_app_with, test_store, wait_for_state,
 };
-
-fn event(n: u64) -> kitefix::webhook::BuildFinished {
-    match kitefix::webhook::event::parse(
-        Some("build.finished"),
-        failed_build(n).to_string().as_bytes(),
-    )
-    .unwrap()
-    {
-        kitefix::webhook::WebhookEvent::Failed(b) => *b,
-        _ => unreachable!(),
-    }
-}
 
 async fn survives_a_restart(store: StoreKind) {
     // Arrange: a receiver accepts five builds, then stops before any worker runs.
@@ -88,9 +76,15 @@ pub async fn retries_then_succeeds(store: StoreKind, queue: QueueKind) {
 
     assert!(wait_for_state(&app, &payload, BuildState::Reported, Duration::from_secs(30)).await);
     assert_eq!(processor.calls(), 2);
-    let metrics = app.metrics().await;
-    assert_eq!(metric(&metrics, "kitefix_queue_messages_total{outcome=\"retried\"}"), Some(1.0));
-    assert_eq!(metric(&metrics, "kitefix_queue_messages_total{outcome=\"acked\"}"), Some(1.0));
+    // The state is recorded before the ack, so the ack's counter may trail it a little.
+    let settled = app
+        .eventually(Duration::from_secs(5), || async {
+            let metrics = app.metrics().await;
+            metric(&metrics, "kitefix_queue_messages_total{outcome=\"retried\"}") == Some(1.0)
+                && metric(&metrics, "kitefix_queue_messages_total{outcome=\"acked\"}") == Some(1.0)
+        })
+        .await;
+    assert!(settled, "one retry and one ack expected:\n{}", app.metrics().await);
     let record = app.store.build(&crate::helpers::dedupe_key(&payload)).await.unwrap().unwrap();
     assert_eq!(record.attempts, 2);
 }
@@ -152,7 +146,7 @@ async fn repeated_failures_are_dead_lettered_with_the_reason_postgres() {
 async fn redelivers_after_the_lease_expires(kind: StoreKind) {
     let Some((store, _dir)) = test_store(kind).await else { return };
     let queue = EmbeddedQueue::new(store.db().clone(), Duration::from_millis(300), 5);
-    let message = QueueMessage::new(event(31), None);
+    let message = QueueMessage::new(failed_event(31), None);
     queue.publish(&message).await.unwrap();
 
     // A worker takes the message and dies without settling it.
@@ -187,7 +181,7 @@ async fn poison_is_parked(kind: StoreKind) {
     let Some((store, _dir)) = test_store(kind).await else { return };
     // Leased and lost more often than allowed: a message that kills its worker.
     let queue = EmbeddedQueue::new(store.db().clone(), Duration::from_millis(100), 2);
-    queue.publish(&QueueMessage::new(event(32), None)).await.unwrap();
+    queue.publish(&QueueMessage::new(failed_event(32), None)).await.unwrap();
     for _ in 0..2 {
         drop(queue.receive().await.unwrap());
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -215,7 +209,7 @@ async fn parallel_workers_never_get_the_same_message_postgres() {
     let queue =
         std::sync::Arc::new(EmbeddedQueue::new(store.db().clone(), Duration::from_secs(60), 5));
     for n in 0..40 {
-        queue.publish(&QueueMessage::new(event(100 + n), None)).await.unwrap();
+        queue.publish(&QueueMessage::new(failed_event(100 + n), None)).await.unwrap();
     }
 
     let mut takers = Vec::new();

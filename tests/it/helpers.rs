@@ -259,39 +259,36 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
 }
 
-/// A `build.finished` payload for a failed build; `n` varies the build.
+/// A `build.finished` payload for a failed build (the README's example), made unique by
+/// a fresh build id; `n` is the build number.
 pub fn failed_build(n: u64) -> Value {
-    json!({
-        "event": "build.finished",
-        "build": {
-            "id": uuid::Uuid::new_v4().to_string(),
-            "url": format!("https://api.buildkite.com/v2/organizations/acme/pipelines/web-app/builds/{n}"),
-            "web_url": format!("https://buildkite.com/acme/web-app/builds/{n}"),
-            "number": n,
-            "state": "failed",
-            "blocked": false,
-            "commit": "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
-            "branch": "feature/login",
-            "finished_at": "2026-11-25T10:00:00.000Z",
-            "pull_request": {"id": "17", "base": "main", "repository": "git@github.com:acme/web-app.git"},
-            "meta_data": {}
-        },
-        "pipeline": {
-            "slug": "web-app",
-            "repository": "git@github.com:acme/web-app.git",
-            "provider": {"id": "github", "settings": {"repository": "acme/web-app"}}
-        },
-        "sender": {"id": "b5a0c3c1-0000-4000-8000-000000000000", "name": "Buildkite"}
-    })
+    let mut payload: Value =
+        serde_json::from_str(include_str!("../../deploy/examples/build-finished-failed.json"))
+            .unwrap();
+    payload["build"]["id"] = json!(uuid::Uuid::new_v4().to_string());
+    payload["build"]["number"] = json!(n);
+    payload["build"]["url"] = json!(format!(
+        "https://api.buildkite.com/v2/organizations/acme/pipelines/web-app/builds/{n}"
+    ));
+    payload
 }
 
-pub fn dedupe_key(payload: &Value) -> kitefix::webhook::DedupeKey {
+/// The parsed event of `failed_build(n)`.
+pub fn failed_event(n: u64) -> kitefix::webhook::BuildFinished {
+    parse_failed(&failed_build(n))
+}
+
+fn parse_failed(payload: &Value) -> kitefix::webhook::BuildFinished {
     match kitefix::webhook::event::parse(Some("build.finished"), payload.to_string().as_bytes())
         .unwrap()
     {
-        kitefix::webhook::WebhookEvent::Failed(b) => b.dedupe_key(),
+        kitefix::webhook::WebhookEvent::Failed(b) => *b,
         other => panic!("not a failed build: {other:?}"),
     }
+}
+
+pub fn dedupe_key(payload: &Value) -> kitefix::webhook::DedupeKey {
+    parse_failed(payload).dedupe_key()
 }
 
 /// A store of the given kind on fresh storage, with the directory that holds it.

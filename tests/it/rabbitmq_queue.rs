@@ -14,17 +14,23 @@ use serde_json::json;
 
 use crate::embedded_queue::{gives_up_after_max_attempts, retries_then_succeeds};
 use crate::helpers::{
-    BROKER, QueueKind, RABBITMQ_URL, StoreKind, TestConfig, dedupe_key, failed_build, metric,
-    require_rabbitmq, spawn_app_with, wait_for_state,
+    BROKER, QueueKind, RABBITMQ_URL, StoreKind, TestConfig, dedupe_key, failed_build, failed_event,
+    metric, require_rabbitmq, spawn_app_with, wait_for_state,
 };
 
 fn rabbit(role: Role) -> TestConfig {
     TestConfig { queue: QueueKind::RabbitMq, role, ..Default::default() }
 }
 
-fn rabbitmqctl(args: &[&str]) {
-    let status =
-        std::process::Command::new("rabbitmqctl").args(args).status().expect("rabbitmqctl runs");
+/// Runs `rabbitmqctl` off the test's runtime: blocking it for the seconds a broker
+/// takes to stop would freeze the app's publisher and the client's connections too.
+async fn rabbitmqctl(args: &'static [&'static str]) {
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("rabbitmqctl").args(args).status()
+    })
+    .await
+    .unwrap()
+    .expect("rabbitmqctl runs");
     assert!(status.success(), "rabbitmqctl {args:?} failed");
 }
 
@@ -34,18 +40,6 @@ struct BrokerRestorer;
 impl Drop for BrokerRestorer {
     fn drop(&mut self) {
         let _ = std::process::Command::new("rabbitmqctl").arg("start_app").status();
-    }
-}
-
-fn event(n: u64) -> kitefix::webhook::BuildFinished {
-    match kitefix::webhook::event::parse(
-        Some("build.finished"),
-        failed_build(n).to_string().as_bytes(),
-    )
-    .unwrap()
-    {
-        kitefix::webhook::WebhookEvent::Failed(b) => *b,
-        _ => unreachable!(),
     }
 }
 
@@ -107,7 +101,7 @@ async fn a_message_that_keeps_killing_its_consumer_is_dead_lettered_by_the_broke
     let _shared = BROKER.read().await;
     let prefix = format!("kitefix-it-{}", uuid::Uuid::new_v4().simple());
     let queue = RabbitMqQueue::start(options(&prefix, 2));
-    queue.publish(&QueueMessage::new(event(2), None)).await.unwrap();
+    queue.publish(&QueueMessage::new(failed_event(2), None)).await.unwrap();
 
     // A consumer takes the message and dies (its channel closes) without acking, past
     // the queue's x-delivery-limit.
@@ -196,13 +190,13 @@ async fn a_stopped_broker_means_503_quickly_then_recovery() {
     );
 
     let restorer = BrokerRestorer;
-    rabbitmqctl(&["stop_app"]);
+    rabbitmqctl(&["stop_app"]).await;
     let payload = failed_build(6);
     let started = std::time::Instant::now();
     let during = app.post_signed("build.finished", payload.to_string().as_bytes()).await;
     let waited = started.elapsed();
     let ready = app.get("/readyz").await.status();
-    rabbitmqctl(&["start_app"]);
+    rabbitmqctl(&["start_app"]).await;
     drop(restorer);
 
     assert_eq!(during.status(), 503);
@@ -270,13 +264,9 @@ async fn a_broker_restart_while_serving_loses_no_confirmed_event() {
         })
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    tokio::task::spawn_blocking(|| {
-        rabbitmqctl(&["stop_app"]);
-        std::thread::sleep(Duration::from_secs(1));
-        rabbitmqctl(&["start_app"]);
-    })
-    .await
-    .unwrap();
+    rabbitmqctl(&["stop_app"]).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    rabbitmqctl(&["start_app"]).await;
     let (accepted, refused) = sender.await.unwrap();
     drop(restorer);
     eprintln!("broker restart: {} accepted, {refused} refused with 503", accepted.len());

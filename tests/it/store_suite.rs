@@ -2,22 +2,10 @@
 
 use kitefix::store::{BuildState, Store};
 
-use crate::helpers::{StoreKind, failed_build, test_store};
-
-fn event(n: u64) -> kitefix::webhook::BuildFinished {
-    match kitefix::webhook::event::parse(
-        Some("build.finished"),
-        failed_build(n).to_string().as_bytes(),
-    )
-    .unwrap()
-    {
-        kitefix::webhook::WebhookEvent::Failed(b) => *b,
-        _ => unreachable!(),
-    }
-}
+use crate::helpers::{StoreKind, failed_event, test_store};
 
 async fn records_each_key_once(store: Store) {
-    let e = event(1);
+    let e = failed_event(1);
     assert!(!store.build_known(&e.dedupe_key()).await.unwrap());
 
     assert!(store.record_queued(&e, Some("int_1")).await.unwrap());
@@ -32,7 +20,7 @@ async fn records_each_key_once(store: Store) {
 }
 
 async fn tracks_attempts_and_final_states(store: Store) {
-    let e = event(2);
+    let e = failed_event(2);
     let key = e.dedupe_key();
     // The worker may see a build the receiver could not record.
     assert_eq!(store.record_received(&e, None).await.unwrap(), BuildState::Queued);
@@ -50,7 +38,7 @@ async fn tracks_attempts_and_final_states(store: Store) {
 
 async fn lists_recent_builds_newest_first(store: Store) {
     for n in 10..15 {
-        store.record_queued(&event(n), None).await.unwrap();
+        store.record_queued(&failed_event(n), None).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
     let recent = store.recent_builds(3).await.unwrap();
