@@ -201,8 +201,10 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| Patterns {
     flag: regex(
         r"(?i)--[A-Za-z0-9\-]*(?:password|passwd|passphrase|secret|token|api-key|apikey)\s+(?P<s>[^\s\-]\S*)",
     ),
+    // After `Authorization:` any credential counts, however short; a bare `Bearer x` in
+    // prose ("bearer token required") only when it looks like a token (8+ characters).
     authorization: regex(
-        r#"(?i)(?:authorization\\?["']?\s*[:=]\s*\\?["']?\s*(?:(?:bearer|basic|token|bot|digest|negotiate)\s+)?|bearer\s+)(?P<s>[A-Za-z0-9._~+/=\-]{6,})"#,
+        r#"(?i)authorization\\?["']?\s*[:=]\s*\\?["']?\s*(?:(?:bearer|basic|token|bot|digest|negotiate)\s+)?(?P<a>[A-Za-z0-9._~+/=\-]+)|bearer\s+(?P<b>[A-Za-z0-9._~+/=\-]{8,})"#,
     ),
     // Greedy up to the last `@` before the host, so `user:p@ss@host` loses all of it.
     url_credentials: regex(r#"(?i)\b[a-z][a-z0-9+.\-]*://(?P<s>[^\s/?#'"<>]+)@"#),
@@ -497,7 +499,7 @@ fn apply(rule: Rule, line: &str, ranges: &mut Vec<Range<usize>>, block: &mut Opt
 fn authorizations(line: &str, ranges: &mut Vec<Range<usize>>) {
     for caps in PATTERNS.authorization.captures_iter(line) {
         // `Authorization: Bearer [REDACTED]` must not redact "Bearer" itself.
-        let Some(value) = caps.name("s") else { continue };
+        let Some(value) = caps.name("a").or_else(|| caps.name("b")) else { continue };
         if !AUTH_SCHEMES.iter().any(|s| value.as_str().eq_ignore_ascii_case(s)) {
             ranges.push(value.range());
         }
@@ -830,6 +832,9 @@ mod tests {
                 "abcdef123456.xyz",
                 &["Authorization: Bearer ", "' https://x"],
             ),
+            ("Authorization: Bearer x9", "x9", &["Authorization: Bearer "]),
+            ("headers={'authorization': 'token abc'}", "abc", &["'authorization': 'token "]),
+            ("sent bearer eyJfake.long.token-value ok", "eyJfake.long.token-value", &[" ok"]),
             ("GET /?access_token=abcdef987654&page=2", "abcdef987654", &["&page=2"]),
             (
                 "cloning https://deploy:pa55word@git.example.com/org/repo.git",
