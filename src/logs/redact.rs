@@ -337,41 +337,7 @@ impl Redactor {
     /// Redacts a whole text (several lines, `\n`-separated), following private-key blocks
     /// across lines. Returns the input borrowed when it holds no secret.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut lines = self.line_redactor();
-        // Output is only built from the first changed line on; until then we borrow.
-        let mut out: Option<String> = None;
-        let mut pos = 0;
-        while pos < text.len() {
-            if lines.key_block.is_none() {
-                // Jump straight to the line of the next trigger hit: lines without one are
-                // clean, and no key block can be open before a `BEGIN` trigger.
-                let Some(hit) = self.inner.triggers.find(&text[pos..]) else { break };
-                let line_start = text[..pos + hit.start()].rfind('\n').map_or(0, |nl| nl + 1);
-                if let Some(out) = &mut out {
-                    out.push_str(&text[pos..line_start.max(pos)]);
-                }
-                pos = line_start.max(pos);
-            }
-            let line_end = text[pos..].find('\n').map_or(text.len(), |nl| pos + nl);
-            let line = &text[pos..line_end];
-            let redacted = lines.redact_line(line);
-            let changed = matches!(redacted, Cow::Owned(_)) || redacted.as_ptr() != line.as_ptr();
-            if changed && out.is_none() {
-                out = Some(String::from(&text[..pos]));
-            }
-            if let Some(out) = &mut out {
-                out.push_str(&redacted);
-                out.push_str(&text[line_end..(line_end + 1).min(text.len())]);
-            }
-            pos = line_end + 1;
-        }
-        match out {
-            Some(mut out) => {
-                out.push_str(text.get(pos..).unwrap_or(""));
-                Cow::Owned(out)
-            }
-            None => Cow::Borrowed(text),
-        }
+        self.line_redactor().redact_lines(text)
     }
 
     /// A streaming redactor for the lines of one log, in order.
@@ -404,6 +370,46 @@ struct KeyBlock {
 }
 
 impl LineRedactor {
+    /// Redacts a batch of complete lines (`\n`-separated) that continue this log, the same
+    /// as [`redact_line`](Self::redact_line) on each but faster: one scan jumps from
+    /// trigger to trigger, skipping clean lines without a call per line.
+    pub fn redact_lines<'a>(&mut self, text: &'a str) -> Cow<'a, str> {
+        // Output is only built from the first changed line on; until then we borrow.
+        let mut out: Option<String> = None;
+        let mut pos = 0;
+        while pos < text.len() {
+            if self.key_block.is_none() {
+                // Jump straight to the line of the next trigger hit: lines without one are
+                // clean, and no key block can open before a `BEGIN` trigger.
+                let Some(hit) = self.inner.triggers.find(&text[pos..]) else { break };
+                let line_start = text[..pos + hit.start()].rfind('\n').map_or(0, |nl| nl + 1);
+                if let Some(out) = &mut out {
+                    out.push_str(&text[pos..line_start.max(pos)]);
+                }
+                pos = line_start.max(pos);
+            }
+            let line_end = text[pos..].find('\n').map_or(text.len(), |nl| pos + nl);
+            let line = &text[pos..line_end];
+            let redacted = self.redact_line(line);
+            let changed = matches!(redacted, Cow::Owned(_)) || redacted.as_ptr() != line.as_ptr();
+            if changed && out.is_none() {
+                out = Some(String::from(&text[..pos]));
+            }
+            if let Some(out) = &mut out {
+                out.push_str(&redacted);
+                out.push_str(&text[line_end..(line_end + 1).min(text.len())]);
+            }
+            pos = line_end + 1;
+        }
+        match out {
+            Some(mut out) => {
+                out.push_str(text.get(pos..).unwrap_or(""));
+                Cow::Owned(out)
+            }
+            None => Cow::Borrowed(text),
+        }
+    }
+
     /// Redacts one line (without its line terminator, already ANSI-stripped). Returns the
     /// line borrowed when it holds no secret.
     pub fn redact_line<'a>(&mut self, line: &'a str) -> Cow<'a, str> {
@@ -1002,6 +1008,11 @@ mod tests {
         let text = log.join("\n");
         let whole = r.redact(&text);
         assert_eq!(whole, out.join("\n"));
+        // And in batches that split the key block.
+        let mut batches = r.line_redactor();
+        let first = batches.redact_lines(&log[..5].join("\n")).into_owned();
+        let rest = batches.redact_lines(&log[5..].join("\n")).into_owned();
+        assert_eq!(format!("{first}\n{rest}"), out.join("\n"));
     }
 
     #[test]
@@ -1167,6 +1178,7 @@ mod tests {
             shaped in proptest::collection::vec(pattern_secret(), 0..3),
             filler in proptest::collection::vec("[ -~\n]{0,40}", 1..12),
             picks in proptest::collection::vec(any::<proptest::sample::Index>(), 1..12),
+            split_at in any::<proptest::sample::Index>(),
         ) {
             let r = env_redactor(&env.iter().map(String::as_str).collect::<Vec<_>>());
             let all: Vec<&String> = env.iter().chain(&shaped).collect();
@@ -1186,11 +1198,17 @@ mod tests {
             }
             let twice = r.redact(&once);
             prop_assert_eq!(&twice, &once);
-            // Line by line gives the same answer as the whole text.
+            // Line by line, and in batches split at any line, give the same answer.
             let mut lines = r.line_redactor();
             let joined: Vec<String> =
                 text.split('\n').map(|l| lines.redact_line(l).into_owned()).collect();
-            prop_assert_eq!(joined.join("\n"), once.into_owned());
+            prop_assert_eq!(&joined.join("\n"), &once);
+            let newlines: Vec<usize> = text.match_indices('\n').map(|(i, _)| i + 1).collect();
+            let cut = if newlines.is_empty() { 0 } else { newlines[split_at.index(newlines.len())] };
+            let mut batches = r.line_redactor();
+            let first = batches.redact_lines(&text[..cut]).into_owned();
+            let rest = batches.redact_lines(&text[cut..]).into_owned();
+            prop_assert_eq!(first + &rest, once.into_owned());
         }
 
         #[test]
