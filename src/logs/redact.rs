@@ -514,6 +514,10 @@ fn authorizations(line: &str, ranges: &mut Vec<Range<usize>>) {
 
 /// The userinfo of `scheme://user:password@host`; the scheme and host stay.
 fn url_credentials(line: &str, ranges: &mut Vec<Range<usize>>) {
+    // Most URLs in a log have no userinfo: skip the regex unless there is an `@` at all.
+    if !line.contains('@') {
+        return;
+    }
     for caps in PATTERNS.url_credentials.captures_iter(line) {
         let Some(userinfo) = caps.name("s") else { continue };
         // `ssh://git@host` names a user, not a secret; a colon means a password, and a
