@@ -2,14 +2,18 @@
 //!
 //! `startup` wires everything; the pieces are the webhook receiver (`webhook`,
 //! `routes`, `intake`), the durable queue (`queue`), the store (`store`) and the worker
-//! (`worker`) with its pipeline.
+//! (`worker`) with its pipeline: the Buildkite client (`buildkite`), the log pipeline
+//! (`logs`), the classifier (`classify`) and the GitHub reporter (`github`).
 #![forbid(unsafe_code)]
 
+pub mod buildkite;
 pub mod classify;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod github;
 pub mod intake;
+pub mod logs;
 pub mod metrics;
 pub mod queue;
 pub mod report;
