@@ -2,4 +2,5 @@
 
 pub mod classify;
 pub mod domain;
+pub mod github;
 pub mod report;
