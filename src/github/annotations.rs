@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::markdown;
 use crate::classify::Category;
@@ -33,7 +33,7 @@ const MAX_MESSAGE_BYTES: usize = 64_000;
 const MAX_TITLE_CHARS: usize = 255;
 
 /// How much an annotation matters, as GitHub shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AnnotationLevel {
     /// Informational.
@@ -45,7 +45,7 @@ pub enum AnnotationLevel {
 }
 
 /// One annotation, serialised exactly as the `output.annotations[]` item GitHub takes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Annotation {
     /// Repository-relative path with `/` separators.
     pub path: String,

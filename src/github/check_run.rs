@@ -66,7 +66,8 @@ impl fmt::Display for Conclusion {
 
 /// A commit SHA as GitHub takes it in paths: 40 hex digits (SHA-1), or 64 for SHA-256
 /// repositories, lowercase.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct CommitSha(String);
 
 impl CommitSha {
@@ -87,6 +88,20 @@ impl CommitSha {
     }
 }
 
+impl TryFrom<String> for CommitSha {
+    type Error = InvalidReport;
+
+    fn try_from(s: String) -> Result<Self, InvalidReport> {
+        Self::parse(&s)
+    }
+}
+
+impl From<CommitSha> for String {
+    fn from(sha: CommitSha) -> String {
+        sha.0
+    }
+}
+
 impl fmt::Display for CommitSha {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -104,8 +119,9 @@ pub enum InvalidReport {
     MissingBuildId,
 }
 
-/// Everything the check run says, ready to be sent in one or more requests.
-#[derive(Debug, Clone, PartialEq)]
+/// Everything the check run says, ready to be sent in one or more requests. Serialisable
+/// so that dry-run mode can store and show the run it would have posted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckRunContent {
     /// The commit the run is attached to.
     pub head_sha: CommitSha,
@@ -729,6 +745,43 @@ pub(crate) mod tests {
         let a = &content.annotations[0];
         assert_eq!((a.path.as_str(), a.start_line, a.start_column), ("src/main.rs", 3, Some(9)));
         assert!(content.summary.contains("1 file location could not be placed"));
+    }
+
+    #[test]
+    fn content_round_trips_through_json_for_dry_run_storage() {
+        let mut j = job("build", Category::Compile, "error[E0308]: mismatched types");
+        j.analysis.locations =
+            vec![Location { path: "src/a.rs".into(), line: 2, column: None, message: "m".into() }];
+        let content = CheckRunContent::render(&report(vec![j])).unwrap();
+        let json = serde_json::to_string(&content).unwrap();
+        assert_eq!(serde_json::from_str::<CheckRunContent>(&json).unwrap(), content);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_log_renders_within_limits_with_every_code_block_closed(
+            lines in proptest::collection::vec("(\\PC|`){0,120}", 1..60),
+            name in "(\\PC|`){1,40}",
+            title in "(\\PC|`){0,80}",
+            jobs in 1usize..14,
+        ) {
+            let excerpt = lines.join("\n");
+            let reports = (0..jobs)
+                .map(|i| {
+                    let mut j = job(&format!("{name}{i}"), Category::Test, &excerpt);
+                    j.analysis.title = title.clone();
+                    j.analysis.key_line = Some(10 + i as u64);
+                    j
+                })
+                .collect();
+            let content = CheckRunContent::render(&report(reports)).unwrap();
+            proptest::prop_assert!(content.title.chars().count() <= MAX_TITLE_CHARS);
+            proptest::prop_assert!(!content.title.contains('\n'));
+            for out in [&content.summary, &content.text] {
+                proptest::prop_assert!(out.len() <= OUTPUT_LIMIT_BYTES);
+                proptest::prop_assert_eq!(markdown::open_fence(out), None);
+            }
+        }
     }
 
     #[test]

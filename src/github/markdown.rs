@@ -160,7 +160,7 @@ pub fn fit(markdown: String, limit: usize, note: &str) -> String {
 
 /// The fence of a code block still open at the end of `markdown`, if any. Only fences at
 /// the start of a line count, which is how [`code_block`] writes them.
-fn open_fence(markdown: &str) -> Option<String> {
+pub(crate) fn open_fence(markdown: &str) -> Option<String> {
     let mut open: Option<usize> = None;
     for line in markdown.lines() {
         let run = line.bytes().take_while(|&b| b == b'`').count();
