@@ -173,7 +173,7 @@ impl Harness {
     async fn bare(timeout: Duration) -> Self {
         let server = MockServer::start().await;
         let mut config = GitHubAppConfig::from_key_file(
-            &server.uri(),
+            url::Url::parse(&server.uri()).unwrap(),
             APP_ID,
             std::path::Path::new(&format!("{FIXTURES}/test-app-private-key.pem")),
         )

@@ -45,10 +45,9 @@ pub struct GitHubAppConfig {
 }
 
 impl GitHubAppConfig {
-    /// Reads the private key from `github.private_key_path`.
-    pub fn from_key_file(api_url: &str, app_id: u64, key_path: &Path) -> Result<Self, GitHubError> {
-        let api_url = Url::parse(api_url)
-            .map_err(|e| GitHubError::Config(format!("github.api_url `{api_url}`: {e}")))?;
+    /// The configuration for `github.api_url`, `github.app_id` and the key read from
+    /// `github.private_key_path`, with the default request timeout.
+    pub fn from_key_file(api_url: Url, app_id: u64, key_path: &Path) -> Result<Self, GitHubError> {
         let pem = std::fs::read_to_string(key_path).map_err(|e| {
             GitHubError::Config(format!(
                 "github.private_key_path `{}` could not be read: {e}",
@@ -184,6 +183,7 @@ impl GitHubClient {
     /// One request on `repo` with its installation token. A 401 means GitHub did not act
     /// on the request (revoked or early-expired token), so it is re-sent once with a
     /// freshly minted token — safe even for a POST; a second 401 is final.
+    #[tracing::instrument(skip_all, fields(repo = %repo, endpoint = endpoint.as_str()))]
     pub(crate) async fn call<B, T>(
         &self,
         repo: &RepoFullName,
@@ -330,10 +330,7 @@ impl GitHubClient {
                 Ok((status, result)) => (status, result),
                 Err(_) => (
                     "timeout".to_owned(),
-                    Err(RawError::Transport(format!(
-                        "no response within {}s",
-                        self.timeout.as_secs()
-                    ))),
+                    Err(RawError::Transport(format!("no response within {:?}", self.timeout))),
                 ),
             };
         span.record("status", status.as_str());
@@ -454,4 +451,53 @@ fn transport_or_config(error: octocrab::Error) -> RawError {
 
 fn now_epoch() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pem: &str) -> GitHubAppConfig {
+        GitHubAppConfig {
+            api_url: Url::parse("https://ghe.example.com/api/v3").unwrap(),
+            app_id: 1,
+            private_key_pem: SecretString::from(pem.to_owned()),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+
+    #[test]
+    fn a_key_that_is_not_rsa_pem_is_a_config_error_that_does_not_echo_it() {
+        let secret_looking =
+            "-----BEGIN RSA PRIVATE KEY-----\nnot-base64-hunter2\n-----END RSA PRIVATE KEY-----\n";
+        let err =
+            GitHubClient::new(&config(secret_looking), GitHubMetrics::unregistered().unwrap())
+                .unwrap_err();
+        assert_eq!(err.kind(), "config");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(!format!("{:?}", config(secret_looking)).contains("hunter2"));
+    }
+
+    #[test]
+    fn a_missing_key_file_names_the_setting() {
+        let err = GitHubAppConfig::from_key_file(
+            Url::parse("https://api.github.com").unwrap(),
+            1,
+            Path::new("/nonexistent/kitefix-app.pem"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("github.private_key_path"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_web_host_follows_the_api_url() {
+        let pem = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/github/test-app-private-key.pem"
+        ))
+        .unwrap();
+        let client =
+            GitHubClient::new(&config(&pem), GitHubMetrics::unregistered().unwrap()).unwrap();
+        assert_eq!(client.host().as_str(), "ghe.example.com");
+    }
 }
