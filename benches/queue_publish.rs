@@ -75,6 +75,7 @@ fn main() {
 
 async fn run(args: Args) {
     let dir = tempfile::tempdir().unwrap();
+    let mut rabbit_cleanup = None;
     let queue: Arc<dyn Queue> = match args.queue.as_str() {
         "embedded" => {
             let url = if args.store.is_empty() {
@@ -85,13 +86,17 @@ async fn run(args: Args) {
             let store = Store::connect(&SecretString::from(url), 16).await.expect("store");
             Arc::new(EmbeddedQueue::new(store.db().clone(), Duration::from_secs(900), 8))
         }
-        "rabbitmq" => Arc::new(RabbitMqQueue::start(RabbitMqOptions {
-            url: SecretString::from(args.amqp.clone()),
-            prefix: format!("kitefix-bench-{}", uuid::Uuid::new_v4().simple()),
-            max_attempts: 8,
-            publish_timeout: Duration::from_secs(10),
-            prefetch: 8,
-        })),
+        "rabbitmq" => {
+            let rabbit = Arc::new(RabbitMqQueue::start(RabbitMqOptions {
+                url: SecretString::from(args.amqp.clone()),
+                prefix: format!("kitefix-bench-{}", uuid::Uuid::new_v4().simple()),
+                max_attempts: 8,
+                publish_timeout: Duration::from_secs(10),
+                prefetch: 8,
+            }));
+            rabbit_cleanup = Some(rabbit.clone());
+            rabbit
+        }
         other => panic!("unknown queue {other}"),
     };
     // Connect (and declare the topology) before timing.
@@ -121,6 +126,9 @@ async fn run(args: Args) {
         latencies.extend(t.await.unwrap());
     }
     let elapsed = started.elapsed();
+    if let Some(rabbit) = rabbit_cleanup {
+        rabbit.delete_topology().await.expect("delete the benchmark's queues");
+    }
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     println!(

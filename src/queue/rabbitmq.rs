@@ -148,6 +148,31 @@ impl RabbitMqQueue {
         Self { commands, consumer: Mutex::new(None), options, names }
     }
 
+    /// Deletes every queue and exchange under this prefix, messages included. For test
+    /// and benchmark clean-up; each quorum queue is a Raft group the broker keeps alive,
+    /// so leftovers slow down every later broker restart.
+    pub async fn delete_topology(&self) -> Result<(), QueueError> {
+        let connection = connect(&self.options.url).await?;
+        let channel = connection.create_channel().await.map_err(unavailable)?;
+        let queues = [self.names.builds.clone(), self.names.dead.clone()]
+            .into_iter()
+            .chain(RETRY_TIERS.iter().map(|(tier, _)| self.names.retry_queue(tier)));
+        for queue in queues {
+            channel
+                .queue_delete(queue.as_str().into(), Default::default())
+                .await
+                .map_err(unavailable)?;
+        }
+        for exchange in [&self.names.work, &self.names.dlx, &self.names.retry] {
+            channel
+                .exchange_delete(exchange.as_str().into(), Default::default())
+                .await
+                .map_err(unavailable)?;
+        }
+        let _ = connection.close(200, "topology deleted".into()).await;
+        Ok(())
+    }
+
     async fn send(
         &self,
         route: Route,

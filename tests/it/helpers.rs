@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use figment::providers::Serialized;
 use kitefix::config::Settings;
+use kitefix::queue::rabbitmq::{RabbitMqOptions, RabbitMqQueue};
 use kitefix::startup::{Application, Role};
 use kitefix::store::Store;
 use kitefix::webhook::signature;
@@ -112,6 +113,42 @@ pub struct Shared {
     pub queue_prefix: String,
     /// Keeps the SQLite file's directory alive as long as any app uses it.
     pub _dir: Arc<tempfile::TempDir>,
+    /// Deletes the RabbitMQ queues once no app uses this prefix any more.
+    pub _rabbit: Option<Arc<RabbitCleanup>>,
+}
+
+/// Deletes a test's RabbitMQ topology when dropped: quorum queues left behind pile up
+/// in the shared broker and make every later restart slow.
+pub struct RabbitCleanup {
+    prefix: String,
+}
+
+impl Drop for RabbitCleanup {
+    fn drop(&mut self) {
+        let prefix = self.prefix.clone();
+        // Drop cannot await; a throwaway runtime on its own thread does the deleting.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("runtime");
+            runtime.block_on(async {
+                let queue = RabbitMqQueue::start(rabbit_options(&prefix, 8));
+                if let Err(e) = queue.delete_topology().await {
+                    eprintln!("could not delete RabbitMQ topology {prefix}: {e}");
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Queue options for a test's own prefix on the local broker.
+pub fn rabbit_options(prefix: &str, max_attempts: u32) -> RabbitMqOptions {
+    RabbitMqOptions {
+        url: secrecy::SecretString::from(RABBITMQ_URL.to_owned()),
+        prefix: prefix.into(),
+        max_attempts,
+        publish_timeout: Duration::from_secs(3),
+        prefetch: 4,
+    }
 }
 
 pub struct TestApp {
@@ -140,7 +177,9 @@ pub async fn spawn_app_with(config: TestConfig) -> TestApp {
                 StoreKind::Postgres => create_postgres_database().await,
             };
             let queue_prefix = format!("kitefix-it-{}", uuid::Uuid::new_v4().simple());
-            Shared { store_url, queue_prefix, _dir: dir }
+            let rabbit = (config.queue == QueueKind::RabbitMq)
+                .then(|| Arc::new(RabbitCleanup { prefix: queue_prefix.clone() }));
+            Shared { store_url, queue_prefix, _dir: dir, _rabbit: rabbit }
         }
     };
     let mut figment = Settings::default_figment()

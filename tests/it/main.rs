@@ -4,9 +4,12 @@
 
 mod helpers;
 
+mod buildkite_api;
+mod buildkite_log_stream;
 mod cli;
 mod config_errors;
 mod embedded_queue;
+mod github_reporter;
 mod rabbitmq_queue;
 mod shutdown;
 mod store_suite;

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use kitefix::queue::rabbitmq::{RabbitMqOptions, RabbitMqQueue};
+use kitefix::queue::rabbitmq::RabbitMqQueue;
 use kitefix::queue::{Queue, QueueMessage};
 use kitefix::startup::Role;
 use kitefix::store::BuildState;
@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::embedded_queue::{gives_up_after_max_attempts, retries_then_succeeds};
 use crate::helpers::{
     BROKER, QueueKind, RABBITMQ_URL, StoreKind, TestConfig, dedupe_key, failed_build, failed_event,
-    metric, require_rabbitmq, spawn_app_with, wait_for_state,
+    metric, rabbit_options, require_rabbitmq, spawn_app_with, wait_for_state,
 };
 
 fn rabbit(role: Role) -> TestConfig {
@@ -83,16 +83,6 @@ async fn repeated_failures_land_in_the_dead_letter_queue() {
     gives_up_after_max_attempts(StoreKind::Sqlite, QueueKind::RabbitMq).await;
 }
 
-fn options(prefix: &str, max_attempts: u32) -> RabbitMqOptions {
-    RabbitMqOptions {
-        url: secrecy::SecretString::from(RABBITMQ_URL.to_owned()),
-        prefix: prefix.into(),
-        max_attempts,
-        publish_timeout: Duration::from_secs(3),
-        prefetch: 4,
-    }
-}
-
 #[tokio::test]
 async fn a_message_that_keeps_killing_its_consumer_is_dead_lettered_by_the_broker() {
     if !require_rabbitmq().await {
@@ -100,7 +90,7 @@ async fn a_message_that_keeps_killing_its_consumer_is_dead_lettered_by_the_broke
     }
     let _shared = BROKER.read().await;
     let prefix = format!("kitefix-it-{}", uuid::Uuid::new_v4().simple());
-    let queue = RabbitMqQueue::start(options(&prefix, 2));
+    let queue = RabbitMqQueue::start(rabbit_options(&prefix, 2));
     queue.publish(&QueueMessage::new(failed_event(2), None)).await.unwrap();
 
     // A consumer takes the message and dies (its channel closes) without acking, past
@@ -133,8 +123,10 @@ async fn a_message_that_keeps_killing_its_consumer_is_dead_lettered_by_the_broke
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let ready = queue.depth().await.unwrap().ready;
+    queue.delete_topology().await.unwrap();
     assert_eq!(dead, 1, "x-delivery-limit should move the poison message to {prefix}.dead");
-    assert_eq!(queue.depth().await.unwrap().ready, 0);
+    assert_eq!(ready, 0);
 }
 
 #[tokio::test]
