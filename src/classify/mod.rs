@@ -1,5 +1,112 @@
 //! Failure classification: a rule engine over normalised log lines.
+//!
+//! Rules are data (`config/rules/*.toml`, embedded; a user's folder can replace and add
+//! rules, see [`rules`]). A [`Classifier`] compiles them once; a [`Session`] takes one
+//! job's lines in order and returns the [`Analysis`] (contract in `DESIGN.md`,
+//! "Analysis"). [`LogClassifier`] puts the byte-level [`LineNormaliser`] in front of a
+//! session, for callers that hold raw log bytes (the worker's HTTP stream, a file, stdin),
+//! with an optional per-line transform where the service plugs its redactor in.
 
 mod analysis;
+mod engine;
+mod literals;
+pub mod rules;
+
+use std::borrow::Cow;
+use std::io::Read;
 
 pub use analysis::{Analysis, Category, Excerpt, JobMeta, Location, Secondary};
+pub use engine::{Classifier, NO_RULE, Session};
+pub use rules::{Rule, RuleError, RuleSet};
+
+use crate::logs::normalise::{LineNormaliser, LogLine};
+
+/// The contract's cap on excerpt length (`DESIGN.md`, "Analysis").
+pub const MAX_EXCERPT_LINES: u32 = 40;
+
+/// A per-line transform applied between normalisation and classification: the hook for
+/// redaction, so that excerpts and titles never hold what it removes.
+pub type LineTransform<'t> = Box<dyn FnMut(&str) -> Cow<'_, str> + Send + 't>;
+
+/// Raw bytes in, [`Analysis`] out: normaliser, optional transform, then a session.
+/// Push chunks as they arrive; memory stays bounded whatever the log's size.
+pub struct LogClassifier<'c, 't> {
+    normaliser: LineNormaliser,
+    session: Session<'c>,
+    transform: Option<LineTransform<'t>>,
+}
+
+impl<'c, 't> LogClassifier<'c, 't> {
+    /// Starts on a new log.
+    pub fn new(classifier: &'c Classifier, meta: JobMeta) -> Self {
+        LogClassifier { normaliser: LineNormaliser::new(), session: classifier.session(meta), transform: None }
+    }
+
+    /// Applies `transform` to every normalised line before it is classified (the
+    /// redactor, in the service).
+    pub fn with_transform(mut self, transform: LineTransform<'t>) -> Self {
+        self.transform = Some(transform);
+        self
+    }
+
+    /// Feeds the next chunk of raw log bytes, split anywhere.
+    pub fn push(&mut self, chunk: &[u8]) {
+        let LogClassifier { normaliser, session, transform } = self;
+        normaliser.push(chunk, |line| feed(session, transform, line));
+    }
+
+    /// The section Buildkite expanded after the failure (`^^^ +++`), if any: the failing
+    /// step's name as the log shows it.
+    pub fn expanded_section(&self) -> Option<&str> {
+        self.normaliser.expanded_section()
+    }
+
+    /// Ends the log and returns the verdict.
+    pub fn finish(self) -> Analysis {
+        let LogClassifier { normaliser, mut session, mut transform } = self;
+        normaliser.finish(|line| feed(&mut session, &mut transform, line));
+        session.finish()
+    }
+}
+
+fn feed(session: &mut Session<'_>, transform: &mut Option<LineTransform<'_>>, line: LogLine<'_>) {
+    match transform {
+        Some(t) => {
+            let text = t(line.text);
+            session.push_line(line.number, &text);
+        }
+        None => session.push_line(line.number, line.text),
+    }
+}
+
+/// Classifies a whole log held in memory.
+pub fn classify_bytes(classifier: &Classifier, bytes: &[u8], meta: JobMeta) -> Analysis {
+    let mut c = LogClassifier::new(classifier, meta);
+    c.push(bytes);
+    c.finish()
+}
+
+/// Classifies a log read to its end from `reader` in 64 KiB chunks, applying `transform`
+/// (if any) to each line first.
+pub fn classify_reader(
+    classifier: &Classifier,
+    mut reader: impl Read,
+    meta: JobMeta,
+    transform: Option<LineTransform<'_>>,
+) -> std::io::Result<Analysis> {
+    let mut c = LogClassifier::new(classifier, meta);
+    if let Some(t) = transform {
+        c = c.with_transform(t);
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        c.push(&buf[..n]);
+    }
+    Ok(c.finish())
+}

@@ -1,0 +1,848 @@
+//! The rule engine: one streaming pass over normalised lines, bounded memory.
+//!
+//! How a verdict is reached (the approach of PyTorch's log classifier and Treeherder, see
+//! `reference/classification.md` §1 and §5, adapted to streaming):
+//!
+//! 1. **Prefilter.** One Aho-Corasick automaton holds the required literals of every rule
+//!    ([`super::literals`]); a line only runs the regexes of the rules whose literals it
+//!    contains, so the cost per line does not grow with the number of rules.
+//! 2. **Steps.** CI systems print where a command ends and how (`The command "…" exited
+//!    with N.` on Travis, `##[error]Process completed with exit code N.` on GitHub
+//!    Actions, `🚨 Error: The command exited with status N` on Buildkite). Rules with
+//!    `action = "step-end"` / `"step-start"` cut the log into steps with a status. An error
+//!    line in a step that passed did not fail the job (an `npm install` that prints
+//!    `npm ERR!` for an optional package and exits 0); one in the first failed step most
+//!    likely did. A hit's score is its rule's priority plus a bonus or malus for the
+//!    status of its step.
+//! 3. **Candidates.** Per rule, only the first (or last, per the rule's `pick`) hit of the
+//!    current step is held, and per rule the best-scoring hit so far: memory depends on
+//!    the number of rules, never on the size of the log.
+//! 4. **Excerpts.** A ring of the last [`RING_LINES`] lines gives every candidate its
+//!    context once the lines after it have arrived; no second pass, no stored log.
+//! 5. **Verdict.** The highest score wins (ties: the earlier line); the best hits of other
+//!    categories become `secondary`. What Buildkite itself knows (`JobMeta`: a timed-out
+//!    job, a lost agent, exit status 137) decides over the log, because a log cannot show
+//!    why it stopped.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use regex::Captures;
+
+use super::analysis::{Analysis, Category, Excerpt, JobMeta, Location, Secondary};
+use super::literals::required_literals;
+use super::rules::{Action, Pick, Rule, RuleError, RuleSet};
+
+/// Lines of context kept behind the current line: enough for any rule's excerpt
+/// (at most 40 lines) to be cut once its last line has arrived.
+pub(crate) const RING_LINES: usize = 64;
+/// Longest line kept in an excerpt or a key line, in bytes; longer lines are cut at a
+/// character boundary so that excerpts stay readable and memory stays small.
+const MAX_KEPT_LINE: usize = 2000;
+/// Caps on what one analysis lists.
+const MAX_TESTS: usize = 200;
+const MAX_LOCATIONS: usize = 50;
+const MAX_SECONDARY: usize = 5;
+const MAX_TITLE: usize = 200;
+/// Follow-up patterns being watched at once.
+const MAX_AWAITING: usize = 32;
+
+/// Score adjustments by the status of the step a hit sits in (see module docs).
+const BONUS_FIRST_FAILED: i32 = 40;
+const BONUS_FAILED: i32 = 30;
+const MALUS_IMPLIED_PASS: i32 = -25;
+const MALUS_PASSED: i32 = -50;
+
+/// Rule id reported when no rule matched.
+pub const NO_RULE: &str = "none";
+
+/// A compiled rule set with its prefilter. Build it once and share it: sessions borrow it.
+#[derive(Debug)]
+pub struct Classifier {
+    rules: Vec<Rule>,
+    prefilter: AhoCorasick,
+    /// Automaton pattern id → the rules that literal belongs to.
+    literal_rules: Vec<Vec<u32>>,
+    /// Rules with no required literal: tried on every line.
+    unfiltered: Vec<u32>,
+    /// Per rule: its hits matter after the first one in a step (tests, locations).
+    collects: Vec<bool>,
+}
+
+impl Classifier {
+    /// The rules compiled into the binary (`config/rules/*.toml`).
+    pub fn embedded() -> Result<Self, RuleError> {
+        Self::from_rules(RuleSet::embedded()?)
+    }
+
+    /// The embedded rules, then every `*.toml` of `dir`: same id replaces, new ids add.
+    pub fn with_user_rules(dir: &Path) -> Result<Self, RuleError> {
+        let mut set = RuleSet::embedded()?;
+        set.merge_dir(dir)?;
+        Self::from_rules(set)
+    }
+
+    /// Compiles a rule set and builds its prefilter.
+    pub fn from_rules(set: RuleSet) -> Result<Self, RuleError> {
+        let rules = set.rules().to_vec();
+        let mut literal_ids: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut literals: Vec<Vec<u8>> = Vec::new();
+        let mut literal_rules: Vec<Vec<u32>> = Vec::new();
+        let mut unfiltered = Vec::new();
+        for (index, rule) in rules.iter().enumerate() {
+            let index = index as u32;
+            let sets: Option<Vec<Vec<Vec<u8>>>> =
+                rule.patterns.iter().map(|p| required_literals(p.as_str())).collect();
+            match sets {
+                Some(sets) => {
+                    for lit in sets.into_iter().flatten() {
+                        let id = *literal_ids.entry(lit.clone()).or_insert_with(|| {
+                            literals.push(lit);
+                            literal_rules.push(Vec::new());
+                            literals.len() - 1
+                        });
+                        if !literal_rules[id].contains(&index) {
+                            literal_rules[id].push(index);
+                        }
+                    }
+                }
+                None => unfiltered.push(index),
+            }
+        }
+        let prefilter = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&literals)
+            .or_else(|_| {
+                // A very large user rule set may not fit a DFA; the NFA is slower, not wrong.
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(&literals)
+            })
+            .map_err(|e| RuleError::Invalid {
+                file: "(all rules)".into(),
+                rule: "(prefilter)".into(),
+                reason: e.to_string(),
+            })?;
+        let collects = rules
+            .iter()
+            .map(|r| {
+                r.test.is_some()
+                    || r.follow.is_some()
+                    || r.patterns.iter().any(|p| p.capture_names().flatten().any(|n| n == "path"))
+            })
+            .collect();
+        Ok(Classifier { rules, prefilter, literal_rules, unfiltered, collects })
+    }
+
+    /// The rules, in priority-independent file order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Ids of rules the prefilter cannot skip (they run on every line).
+    pub fn unfiltered_rules(&self) -> impl Iterator<Item = &str> {
+        self.unfiltered.iter().map(|&i| self.rules[i as usize].id())
+    }
+
+    /// Starts classifying one job's log.
+    pub fn session(&self, meta: JobMeta) -> Session<'_> {
+        Session::new(self, meta)
+    }
+}
+
+/// Status of the CI step a hit sits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepStatus {
+    /// The step's end line reported a non-zero status; `first` for the first such step.
+    Failed { first: bool },
+    /// The step's end line reported status 0.
+    Passed,
+    /// A new step started without the previous one reporting a failure.
+    ImpliedPass,
+    /// The log ended inside the step (or has no step markers at all).
+    Open,
+}
+
+impl StepStatus {
+    fn bonus(self) -> i32 {
+        match self {
+            StepStatus::Failed { first: true } => BONUS_FIRST_FAILED,
+            StepStatus::Failed { first: false } => BONUS_FAILED,
+            StepStatus::Passed => MALUS_PASSED,
+            StepStatus::ImpliedPass => MALUS_IMPLIED_PASS,
+            StepStatus::Open => 0,
+        }
+    }
+
+    fn passed(self) -> bool {
+        matches!(self, StepStatus::Passed | StepStatus::ImpliedPass)
+    }
+}
+
+/// One hit kept as a candidate for the verdict.
+#[derive(Debug, Clone)]
+struct Candidate {
+    line: u64,
+    text: String,
+    title: String,
+    excerpt: Option<Excerpt>,
+    location: Option<Location>,
+    score: i32,
+    status: StepStatus,
+}
+
+#[derive(Debug, Default)]
+struct RuleState {
+    /// The kept hit of the current step.
+    step: Option<Candidate>,
+    /// The best hit of the closed steps.
+    best: Option<Candidate>,
+}
+
+/// A follow-up pattern being watched for after a hit.
+#[derive(Debug)]
+struct Awaiting {
+    rule: u32,
+    hit_line: u64,
+    until: u64,
+    message: String,
+}
+
+/// An entry of the context ring.
+#[derive(Debug, Default)]
+struct RingLine {
+    number: u64,
+    text: String,
+    /// Blank, or a wrapper/marker line: never a fallback key line.
+    skip: bool,
+}
+
+/// Classification of one log in progress. Push every line in order, then
+/// [`finish`](Self::finish).
+#[derive(Debug)]
+pub struct Session<'c> {
+    c: &'c Classifier,
+    meta: JobMeta,
+    ring: Vec<RingLine>,
+    ring_next: usize,
+    states: Vec<RuleState>,
+    /// Rules with a candidate in the current step.
+    touched: Vec<u32>,
+    /// (due line, hit line, rule): excerpts to cut once the due line has arrived.
+    pending: Vec<(u64, u64, u32)>,
+    awaiting: Vec<Awaiting>,
+    step_tests: Vec<String>,
+    step_locations: Vec<(Category, Location)>,
+    tests: Vec<String>,
+    locations: Vec<(Category, Location)>,
+    failed_steps: u32,
+    /// The last meaningful line before the first failing step end, for logs no rule
+    /// explains.
+    fallback: Option<Candidate>,
+    last_line: u64,
+    /// Scratch: rules to try on the current line, and a per-rule stamp to dedupe them.
+    scratch: Vec<u32>,
+    stamps: Vec<u64>,
+}
+
+impl<'c> Session<'c> {
+    fn new(c: &'c Classifier, meta: JobMeta) -> Self {
+        let n = c.rules.len();
+        Session {
+            c,
+            meta,
+            ring: Vec::with_capacity(RING_LINES),
+            ring_next: 0,
+            states: (0..n).map(|_| RuleState::default()).collect(),
+            touched: Vec::new(),
+            pending: Vec::new(),
+            awaiting: Vec::new(),
+            step_tests: Vec::new(),
+            step_locations: Vec::new(),
+            tests: Vec::new(),
+            locations: Vec::new(),
+            failed_steps: 0,
+            fallback: None,
+            last_line: 0,
+            scratch: Vec::new(),
+            stamps: vec![0; n],
+        }
+    }
+
+    /// Feeds the next line. `number` is its 1-based line number in the raw log, `text` its
+    /// normalised (and, in the service, redacted) text.
+    pub fn push_line(&mut self, number: u64, text: &str) {
+        self.last_line = number;
+        let ring_slot = self.remember(number, text);
+        if !self.awaiting.is_empty() {
+            self.follow_ups(number, text);
+        }
+
+        let view = match_view(text);
+        // Which rules can match: the prefilter's, deduplicated, in rule order.
+        self.scratch.clear();
+        for m in self.c.prefilter.find_overlapping_iter(text) {
+            for &rule in &self.c.literal_rules[m.pattern().as_usize()] {
+                if self.stamps[rule as usize] != number {
+                    self.stamps[rule as usize] = number;
+                    self.scratch.push(rule);
+                }
+            }
+        }
+        self.scratch.extend_from_slice(&self.c.unfiltered);
+        if !self.scratch.is_empty() {
+            self.scratch.sort_unstable();
+            let candidates = std::mem::take(&mut self.scratch);
+            let mut end_status: Option<Option<i64>> = None;
+            for &rule_index in &candidates {
+                let rule = &self.c.rules[rule_index as usize];
+                let state = &self.states[rule_index as usize];
+                // A first-pick rule that already has this step's hit and collects nothing
+                // cannot change the outcome: skip its regex.
+                if rule.action == Action::Cause
+                    && rule.pick == Pick::First
+                    && state.step.is_some()
+                    && !self.c.collects[rule_index as usize]
+                {
+                    continue;
+                }
+                let subject = if rule.raw { text } else { view };
+                let Some(caps) = rule_match(rule, subject) else { continue };
+                match rule.action {
+                    Action::StepStart => {
+                        self.ring[ring_slot].skip = true;
+                        self.close_step(StepStatus::ImpliedPass, number);
+                    }
+                    Action::StepEnd => {
+                        self.ring[ring_slot].skip = true;
+                        let status = caps.name("status").and_then(|s| s.as_str().parse().ok());
+                        end_status = Some(status);
+                    }
+                    Action::Wrapper => self.ring[ring_slot].skip = true,
+                    Action::Cause => self.hit(rule_index, number, subject, &caps),
+                }
+            }
+            self.scratch = candidates;
+            if let Some(status) = end_status {
+                let step = match status {
+                    Some(0) => StepStatus::Passed,
+                    _ => {
+                        self.failed_steps += 1;
+                        StepStatus::Failed { first: self.failed_steps == 1 }
+                    }
+                };
+                if step == (StepStatus::Failed { first: true }) {
+                    self.fallback = self.last_meaningful(number.saturating_sub(1));
+                }
+                self.close_step(step, number);
+            }
+        }
+
+        if !self.pending.is_empty() {
+            self.cut_due_excerpts(number);
+        }
+    }
+
+    /// Stores the line in the context ring and returns its slot.
+    fn remember(&mut self, number: u64, text: &str) -> usize {
+        let slot = if self.ring.len() < RING_LINES {
+            self.ring.push(RingLine::default());
+            self.ring.len() - 1
+        } else {
+            let slot = self.ring_next;
+            self.ring_next = (self.ring_next + 1) % RING_LINES;
+            slot
+        };
+        let entry = &mut self.ring[slot];
+        entry.number = number;
+        entry.text.clear();
+        entry.text.push_str(cap_line(text));
+        entry.skip = text.trim().is_empty();
+        slot
+    }
+
+    /// Ring entries in line order.
+    fn ring_in_order(&self) -> impl Iterator<Item = &RingLine> {
+        let (a, b) = self.ring.split_at(self.ring_next.min(self.ring.len()));
+        b.iter().chain(a.iter())
+    }
+
+    fn excerpt(&self, line: u64, before: u32, after: u32) -> Option<Excerpt> {
+        let from = line.saturating_sub(u64::from(before));
+        let to = line + u64::from(after);
+        let mut start = None;
+        let mut end = 0;
+        let mut text = String::new();
+        for entry in self.ring_in_order().filter(|e| e.number >= from && e.number <= to) {
+            if start.is_none() {
+                start = Some(entry.number);
+            } else {
+                text.push('\n');
+            }
+            text.push_str(&entry.text);
+            end = entry.number;
+        }
+        Some(Excerpt { start: start?, end, text })
+    }
+
+    /// The last non-blank, non-wrapper line at or before `line` still in the ring.
+    fn last_meaningful(&self, line: u64) -> Option<Candidate> {
+        let entry = self.ring_in_order().filter(|e| e.number <= line && !e.skip).last()?;
+        Some(Candidate {
+            line: entry.number,
+            text: entry.text.clone(),
+            title: truncate(entry.text.trim(), MAX_TITLE),
+            excerpt: self.excerpt(entry.number, 20, 19),
+            location: None,
+            score: 0,
+            status: StepStatus::Open,
+        })
+    }
+
+    fn hit(&mut self, rule_index: u32, number: u64, text: &str, caps: &Captures<'_>) {
+        let rule = &self.c.rules[rule_index as usize];
+        let get = |name: &str| -> Option<String> {
+            if name == "text" {
+                return Some(text.trim().to_owned());
+            }
+            caps.name(name).map(|m| m.as_str().to_owned())
+        };
+        if let Some(test) = rule.test.as_ref().and_then(|t| t.render(get)) {
+            push_unique(&mut self.step_tests, test, MAX_TESTS);
+        }
+        let title = rule
+            .title
+            .render(get)
+            .filter(|t| !t.trim().is_empty())
+            .unwrap_or_else(|| text.trim().to_owned());
+        let title = truncate(&title, MAX_TITLE);
+        let location = location_from(caps, &title);
+        if let Some(loc) = &location {
+            push_location(&mut self.step_locations, rule.category, loc.clone());
+        }
+        if rule.follow.is_some() {
+            if self.awaiting.len() >= MAX_AWAITING {
+                self.awaiting.remove(0);
+            }
+            let within = rule.follow.as_ref().map_or(0, |f| f.within);
+            self.awaiting.push(Awaiting {
+                rule: rule_index,
+                hit_line: number,
+                until: number + u64::from(within),
+                message: title.clone(),
+            });
+        }
+
+        let state = &mut self.states[rule_index as usize];
+        let replace = match (&state.step, rule.pick) {
+            (None, _) => true,
+            (Some(_), Pick::Last) => true,
+            (Some(_), Pick::First) => false,
+        };
+        if !replace {
+            return;
+        }
+        if state.step.is_none() {
+            self.touched.push(rule_index);
+        }
+        state.step = Some(Candidate {
+            line: number,
+            text: cap_line(text).to_owned(),
+            title,
+            excerpt: None,
+            location,
+            score: rule.priority,
+            status: StepStatus::Open,
+        });
+        self.pending.push((number + u64::from(rule.after), number, rule_index));
+    }
+
+    fn follow_ups(&mut self, number: u64, text: &str) {
+        let mut i = 0;
+        while i < self.awaiting.len() {
+            let a = &self.awaiting[i];
+            if number > a.until {
+                self.awaiting.swap_remove(i);
+                continue;
+            }
+            let rule = &self.c.rules[a.rule as usize];
+            let Some(follow) = rule.follow.as_ref() else {
+                self.awaiting.swap_remove(i);
+                continue;
+            };
+            let Some(caps) = follow.pattern.captures(text) else {
+                i += 1;
+                continue;
+            };
+            let (rule_index, hit_line, message) = (a.rule, a.hit_line, a.message.clone());
+            if let Some(test) = rule.test.as_ref().and_then(|t| {
+                t.render(|name| {
+                    if name == "text" {
+                        Some(text.trim().to_owned())
+                    } else {
+                        caps.name(name).map(|m| m.as_str().to_owned())
+                    }
+                })
+            }) {
+                push_unique(&mut self.step_tests, test, MAX_TESTS);
+            }
+            if let Some(loc) = location_from(&caps, &message) {
+                push_location(&mut self.step_locations, rule.category, loc.clone());
+                let state = &mut self.states[rule_index as usize];
+                for cand in [state.step.as_mut(), state.best.as_mut()].into_iter().flatten() {
+                    if cand.line == hit_line && cand.location.is_none() {
+                        cand.location = Some(loc.clone());
+                    }
+                }
+            }
+            if follow.repeat {
+                i += 1;
+            } else {
+                self.awaiting.swap_remove(i);
+            }
+        }
+    }
+
+    fn cut_due_excerpts(&mut self, number: u64) {
+        let mut i = 0;
+        while i < self.pending.len() {
+            let (due, hit_line, rule) = self.pending[i];
+            if due > number {
+                i += 1;
+                continue;
+            }
+            self.pending.swap_remove(i);
+            self.cut_excerpt(rule, hit_line);
+        }
+    }
+
+    fn cut_excerpt(&mut self, rule_index: u32, hit_line: u64) {
+        let rule = &self.c.rules[rule_index as usize];
+        let needs = {
+            let state = &self.states[rule_index as usize];
+            [state.step.as_ref(), state.best.as_ref()]
+                .into_iter()
+                .flatten()
+                .any(|c| c.line == hit_line && c.excerpt.is_none())
+        };
+        if !needs {
+            return;
+        }
+        let excerpt = self.excerpt(hit_line, rule.before, rule.after);
+        let state = &mut self.states[rule_index as usize];
+        for cand in [state.step.as_mut(), state.best.as_mut()].into_iter().flatten() {
+            if cand.line == hit_line && cand.excerpt.is_none() {
+                cand.excerpt.clone_from(&excerpt);
+            }
+        }
+    }
+
+    /// Ends the current step with `status`: every rule's step hit is scored and competes
+    /// with that rule's best so far; tests and locations of a passed step are dropped.
+    fn close_step(&mut self, status: StepStatus, _at: u64) {
+        for rule_index in std::mem::take(&mut self.touched) {
+            let rule = &self.c.rules[rule_index as usize];
+            let state = &mut self.states[rule_index as usize];
+            let Some(mut cand) = state.step.take() else { continue };
+            cand.status = status;
+            cand.score = rule.priority + status.bonus();
+            let better = match &state.best {
+                None => true,
+                Some(best) => {
+                    cand.score > best.score || (cand.score == best.score && rule.pick == Pick::Last)
+                }
+            };
+            if better {
+                state.best = Some(cand);
+            }
+        }
+        let tests = std::mem::take(&mut self.step_tests);
+        let locations = std::mem::take(&mut self.step_locations);
+        if !status.passed() {
+            for t in tests {
+                push_unique(&mut self.tests, t, MAX_TESTS);
+            }
+            for (cat, loc) in locations {
+                push_location(&mut self.locations, cat, loc);
+            }
+        }
+    }
+
+    /// Ends the log and returns the verdict.
+    pub fn finish(mut self) -> Analysis {
+        let last = self.last_line;
+        self.close_step(StepStatus::Open, last);
+        let pending = std::mem::take(&mut self.pending);
+        for (_, hit_line, rule) in pending {
+            self.cut_excerpt(rule, hit_line);
+        }
+
+        let mut ranked: Vec<(u32, Candidate)> = self
+            .states
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, s)| s.best.take().map(|c| (i as u32, c)))
+            .filter(|(i, _)| self.c.rules[*i as usize].action == Action::Cause)
+            .collect();
+        // Highest score first; on a tie the earlier line (the first cause), then rule order.
+        ranked.sort_by(|(ra, a), (rb, b)| {
+            b.score.cmp(&a.score).then(a.line.cmp(&b.line)).then(ra.cmp(rb))
+        });
+
+        let meta_verdict = meta_verdict(&self.meta);
+        let mut analysis = match (meta_verdict, ranked.first()) {
+            (Some((category, rule, title)), _) => {
+                // The CI system knows why the job stopped; point at the log's own evidence
+                // of it if a rule found some, else at the last thing the job printed.
+                let evidence = ranked
+                    .iter()
+                    .find(|(r, _)| self.c.rules[*r as usize].category == category)
+                    .map(|(_, c)| c.clone())
+                    .or_else(|| self.last_meaningful(last));
+                let (key_line, excerpt) = match evidence {
+                    Some(c) => (Some(c.line), c.excerpt.or_else(|| self.excerpt(c.line, 20, 19))),
+                    None => (None, None),
+                };
+                Analysis {
+                    category,
+                    confidence: 0.95,
+                    rule: rule.to_owned(),
+                    title,
+                    key_line,
+                    excerpt,
+                    failing_tests: Vec::new(),
+                    locations: Vec::new(),
+                    secondary: Vec::new(),
+                }
+            }
+            (None, Some((rule_index, cand))) => {
+                let rule = &self.c.rules[*rule_index as usize];
+                let mut confidence = rule.confidence;
+                if cand.status.passed() {
+                    confidence *= 0.5;
+                }
+                Analysis {
+                    category: rule.category,
+                    confidence,
+                    rule: rule.id.clone(),
+                    title: cand.title.clone(),
+                    key_line: Some(cand.line),
+                    excerpt: cand.excerpt.clone().or_else(|| self.excerpt(cand.line, 20, 19)),
+                    failing_tests: Vec::new(),
+                    locations: Vec::new(),
+                    secondary: Vec::new(),
+                }
+            }
+            (None, None) => {
+                let fallback = self.fallback.take().or_else(|| self.last_meaningful(last));
+                Analysis {
+                    category: Category::Unknown,
+                    confidence: 0.0,
+                    rule: NO_RULE.to_owned(),
+                    title: match &fallback {
+                        Some(f) => format!("No rule matched; last output: {}", f.title),
+                        None => "No rule matched and the log is empty".to_owned(),
+                    },
+                    key_line: fallback.as_ref().map(|f| f.line),
+                    excerpt: fallback.and_then(|f| f.excerpt),
+                    failing_tests: Vec::new(),
+                    locations: Vec::new(),
+                    secondary: Vec::new(),
+                }
+            }
+        };
+
+        let mut seen = vec![analysis.category];
+        for (rule_index, cand) in &ranked {
+            let rule = &self.c.rules[*rule_index as usize];
+            if analysis.secondary.len() >= MAX_SECONDARY {
+                break;
+            }
+            if seen.contains(&rule.category) || cand.status.passed() {
+                continue;
+            }
+            seen.push(rule.category);
+            analysis.secondary.push(Secondary {
+                category: rule.category,
+                rule: rule.id.clone(),
+                key_line: Some(cand.line),
+            });
+        }
+
+        analysis.failing_tests = std::mem::take(&mut self.tests);
+        let winner = analysis.category;
+        let (mut mine, others): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.locations).into_iter().partition(|(c, _)| *c == winner);
+        if mine.is_empty() {
+            mine = others;
+        }
+        analysis.locations = mine.into_iter().map(|(_, l)| l).collect();
+        analysis
+    }
+}
+
+/// What the CI system's own job record says, when it explains the failure by itself.
+fn meta_verdict(meta: &JobMeta) -> Option<(Category, &'static str, String)> {
+    if meta.state.as_deref() == Some("timed_out") {
+        return Some((
+            Category::Timeout,
+            "meta.timed-out",
+            "The job ran past its time limit and was stopped".to_owned(),
+        ));
+    }
+    // Buildkite docs, job `signal_reason`: agent_stop (the agent was stopped while running
+    // the job), process_run_error (could not start the process, "often due to memory or
+    // resource constraints"), cancel, agent_refused, signature_rejected.
+    match meta.signal_reason.as_deref() {
+        Some("agent_stop") | Some("agent_lost") => {
+            return Some((
+                Category::Resources,
+                "meta.agent-lost",
+                "The agent running the job stopped or was lost".to_owned(),
+            ));
+        }
+        Some("process_run_error") => {
+            return Some((
+                Category::Resources,
+                "meta.process-run-error",
+                "The agent could not start the job's process".to_owned(),
+            ));
+        }
+        Some("cancel") => {
+            return Some((Category::Other, "meta.cancelled", "The job was cancelled".to_owned()));
+        }
+        Some("agent_refused") | Some("signature_rejected") => {
+            return Some((
+                Category::Config,
+                "meta.agent-refused",
+                "The agent refused the job (its hooks or signature check)".to_owned(),
+            ));
+        }
+        _ => {}
+    }
+    if meta.exit_status == Some(137) {
+        return Some((
+            Category::Resources,
+            "meta.sigkill",
+            "The command was killed (exit status 137, SIGKILL): most often out of memory"
+                .to_owned(),
+        ));
+    }
+    None
+}
+
+/// The line without the prefixes that CI systems and harnesses put before a tool's own
+/// output: GitHub Actions' `##[error]` annotations, mozharness's `HH:MM:SS  LEVEL - `,
+/// Taskcluster's `[task <time>] ` (Treeherder strips the same before matching,
+/// `reference/classification.md` §4).
+pub(crate) fn match_view(text: &str) -> &str {
+    let mut t = text;
+    for _ in 0..3 {
+        let before = t.len();
+        if let Some(rest) = t.strip_prefix("##[") {
+            for level in ["error]", "warning]", "notice]"] {
+                if let Some(r) = rest.strip_prefix(level) {
+                    t = r;
+                    break;
+                }
+            }
+        }
+        if let Some(rest) = t.strip_prefix("[task ").or_else(|| t.strip_prefix("[taskcluster ")) {
+            if let Some(close) = rest.find("] ") {
+                t = &rest[close + 2..];
+            }
+        }
+        t = strip_mozharness(t);
+        if t.len() == before {
+            break;
+        }
+    }
+    t
+}
+
+/// `12:00:00     INFO - msg` → `msg`.
+fn strip_mozharness(t: &str) -> &str {
+    let b = t.as_bytes();
+    let clock = b.len() > 10
+        && b[2] == b':'
+        && b[5] == b':'
+        && [0, 1, 3, 4, 6, 7].iter().all(|&i| b[i].is_ascii_digit())
+        && b[8] == b' ';
+    if !clock {
+        return t;
+    }
+    let rest = t[8..].trim_start();
+    let level_end = rest.find(' ').unwrap_or(0);
+    let level = &rest[..level_end];
+    if !matches!(level, "INFO" | "WARNING" | "ERROR" | "CRITICAL" | "FATAL" | "DEBUG") {
+        return t;
+    }
+    match rest[level_end..].trim_start().strip_prefix("- ") {
+        Some(msg) => msg,
+        None => rest[level_end..].trim_start().strip_prefix('-').unwrap_or(t),
+    }
+}
+
+/// Runs a rule's patterns on a line: the first pattern that matches, unless an exclude
+/// pattern matches too.
+fn rule_match<'t>(rule: &Rule, text: &'t str) -> Option<Captures<'t>> {
+    let caps = rule.patterns.iter().find_map(|p| p.captures(text))?;
+    if rule.exclude.iter().any(|x| x.is_match(text)) {
+        return None;
+    }
+    Some(caps)
+}
+
+fn location_from(caps: &Captures<'_>, fallback_message: &str) -> Option<Location> {
+    let path = caps.name("path")?.as_str().trim();
+    let line: u32 = caps.name("line")?.as_str().parse().ok()?;
+    if path.is_empty() || line == 0 {
+        return None;
+    }
+    let column = caps.name("column").and_then(|c| c.as_str().parse().ok());
+    let message = caps
+        .name("message")
+        .map(|m| m.as_str().trim().to_owned())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| fallback_message.to_owned());
+    Some(Location { path: path.to_owned(), line, column, message: truncate(&message, MAX_TITLE) })
+}
+
+fn push_unique(list: &mut Vec<String>, item: String, cap: usize) {
+    if list.len() < cap && !item.is_empty() && !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+fn push_location(list: &mut Vec<(Category, Location)>, category: Category, loc: Location) {
+    let dup = list.iter().any(|(_, l)| l.path == loc.path && l.line == loc.line && l.column == loc.column);
+    if !dup && list.len() < MAX_LOCATIONS {
+        list.push((category, loc));
+    }
+}
+
+fn cap_line(text: &str) -> &str {
+    if text.len() <= MAX_KEPT_LINE {
+        return text;
+    }
+    let mut end = MAX_KEPT_LINE;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
