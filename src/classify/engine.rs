@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-use regex::Captures;
+use regex::{Captures, Regex};
 
 use super::analysis::{Analysis, Category, Excerpt, JobMeta, Location, Secondary};
 use super::literals::required_literals;
@@ -39,7 +39,7 @@ use super::rules::{Action, Pick, Rule, RuleError, RuleSet};
 pub(crate) const RING_LINES: usize = 64;
 /// Longest line kept in an excerpt or a key line, in bytes; longer lines are cut at a
 /// character boundary so that excerpts stay readable and memory stays small.
-const MAX_KEPT_LINE: usize = 2000;
+const MAX_KEPT_LINE: usize = 1000;
 /// Caps on what one analysis lists.
 const MAX_TESTS: usize = 200;
 const MAX_LOCATIONS: usize = 50;
@@ -53,6 +53,10 @@ const BONUS_FIRST_FAILED: i32 = 40;
 const BONUS_FAILED: i32 = 30;
 const MALUS_IMPLIED_PASS: i32 = -25;
 const MALUS_PASSED: i32 = -50;
+
+/// A line that calls itself a warning: `warning:`, `[warn]`, `WARNING - `, `WARN `,
+/// Python's `file.py:12: UserWarning: …`. Such a line did not fail the job.
+const WARNING_LINE: &str = r"(?i)(?:^|[\s\[(|])warn(?:ing)?s?\s*(?:[:\]!|]|- )|(?-i:(?:^|\s)WARN(?:ING)?\s)|^\s*\S+:\d+: \w*Warning: ";
 
 /// Rule id reported when no rule matched.
 pub const NO_RULE: &str = "none";
@@ -68,6 +72,8 @@ pub struct Classifier {
     unfiltered: Vec<u32>,
     /// Per rule: its hits matter after the first one in a step (tests, locations).
     collects: Vec<bool>,
+    /// Lines that call themselves warnings: they did not fail the job.
+    warning: Regex,
 }
 
 impl Classifier {
@@ -135,7 +141,12 @@ impl Classifier {
                     || r.patterns.iter().any(|p| p.capture_names().flatten().any(|n| n == "path"))
             })
             .collect();
-        Ok(Classifier { rules, prefilter, literal_rules, unfiltered, collects })
+        let warning = Regex::new(WARNING_LINE).map_err(|e| RuleError::Invalid {
+            file: "(engine)".into(),
+            rule: "(warning veto)".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(Classifier { rules, prefilter, literal_rules, unfiltered, collects, warning })
     }
 
     /// The rules, in priority-independent file order.
@@ -187,7 +198,6 @@ impl StepStatus {
 #[derive(Debug, Clone)]
 struct Candidate {
     line: u64,
-    text: String,
     title: String,
     excerpt: Option<Excerpt>,
     location: Option<Location>,
@@ -203,13 +213,20 @@ struct RuleState {
     best: Option<Candidate>,
 }
 
+/// Captures of a hit, owned: (name, value).
+type Caps = Vec<(String, String)>;
+
 /// A follow-up pattern being watched for after a hit.
 #[derive(Debug)]
 struct Awaiting {
     rule: u32,
     hit_line: u64,
     until: u64,
-    message: String,
+    /// The hit line's text and captures, for templates that combine both lines.
+    text: String,
+    caps: Caps,
+    /// False while a required follow-up has not been seen: the hit is not recorded yet.
+    confirmed: bool,
 }
 
 /// An entry of the context ring.
@@ -298,6 +315,7 @@ impl<'c> Session<'c> {
             self.scratch.sort_unstable();
             let candidates = std::mem::take(&mut self.scratch);
             let mut end_status: Option<Option<i64>> = None;
+            let mut is_warning: Option<bool> = None;
             for &rule_index in &candidates {
                 let rule = &self.c.rules[rule_index as usize];
                 let state = &self.states[rule_index as usize];
@@ -311,7 +329,7 @@ impl<'c> Session<'c> {
                     continue;
                 }
                 let subject = if rule.raw { text } else { view };
-                let Some(caps) = rule_match(rule, subject) else { continue };
+                let Some((pattern, caps)) = rule_match(rule, subject) else { continue };
                 match rule.action {
                     Action::StepStart => {
                         self.ring[ring_slot].skip = true;
@@ -323,7 +341,12 @@ impl<'c> Session<'c> {
                         end_status = Some(status);
                     }
                     Action::Wrapper => self.ring[ring_slot].skip = true,
-                    Action::Cause => self.hit(rule_index, number, subject, &caps),
+                    Action::Cause => {
+                        if !rule.warnings && *is_warning.get_or_insert_with(|| self.c.warning.is_match(view)) {
+                            continue;
+                        }
+                        self.hit(rule_index, number, subject, pattern, &caps)
+                    }
                 }
             }
             self.scratch = candidates;
@@ -394,7 +417,6 @@ impl<'c> Session<'c> {
         let entry = self.ring_in_order().filter(|e| e.number <= line && !e.skip).last()?;
         Some(Candidate {
             line: entry.number,
-            text: entry.text.clone(),
             title: truncate(entry.text.trim(), MAX_TITLE),
             excerpt: self.excerpt(entry.number, 20, 19),
             location: None,
@@ -403,14 +425,37 @@ impl<'c> Session<'c> {
         })
     }
 
-    fn hit(&mut self, rule_index: u32, number: u64, text: &str, caps: &Captures<'_>) {
+    fn hit(&mut self, rule_index: u32, number: u64, text: &str, pattern: usize, caps: &Captures<'_>) {
         let rule = &self.c.rules[rule_index as usize];
-        let get = |name: &str| -> Option<String> {
-            if name == "text" {
-                return Some(text.trim().to_owned());
+        let owned: Caps = caps
+            .iter()
+            .zip(rule.patterns[pattern].capture_names())
+            .filter_map(|(m, name)| Some((name?.to_owned(), m?.as_str().to_owned())))
+            .collect();
+        let follow = rule.follow.as_ref();
+        if let Some(f) = follow {
+            if self.awaiting.len() >= MAX_AWAITING {
+                self.awaiting.remove(0);
             }
-            caps.name(name).map(|m| m.as_str().to_owned())
-        };
+            self.awaiting.push(Awaiting {
+                rule: rule_index,
+                hit_line: number,
+                until: number + u64::from(f.within),
+                text: text.to_owned(),
+                caps: owned.clone(),
+                confirmed: !f.required,
+            });
+            if f.required {
+                return;
+            }
+        }
+        self.record(rule_index, number, text, &owned, &Vec::new());
+    }
+
+    /// Registers a hit: its test name and location, and the rule's candidate for the step.
+    fn record(&mut self, rule_index: u32, number: u64, text: &str, caps: &[(String, String)], extra: &[(String, String)]) {
+        let rule = &self.c.rules[rule_index as usize];
+        let get = |name: &str| lookup(name, text, caps, extra);
         if let Some(test) = rule.test.as_ref().and_then(|t| t.render(get)) {
             push_unique(&mut self.step_tests, test, MAX_TESTS);
         }
@@ -420,21 +465,9 @@ impl<'c> Session<'c> {
             .filter(|t| !t.trim().is_empty())
             .unwrap_or_else(|| text.trim().to_owned());
         let title = truncate(&title, MAX_TITLE);
-        let location = location_from(caps, &title);
+        let location = location_from(get, &title);
         if let Some(loc) = &location {
             push_location(&mut self.step_locations, rule.category, loc.clone());
-        }
-        if rule.follow.is_some() {
-            if self.awaiting.len() >= MAX_AWAITING {
-                self.awaiting.remove(0);
-            }
-            let within = rule.follow.as_ref().map_or(0, |f| f.within);
-            self.awaiting.push(Awaiting {
-                rule: rule_index,
-                hit_line: number,
-                until: number + u64::from(within),
-                message: title.clone(),
-            });
         }
 
         let state = &mut self.states[rule_index as usize];
@@ -451,7 +484,6 @@ impl<'c> Session<'c> {
         }
         state.step = Some(Candidate {
             line: number,
-            text: cap_line(text).to_owned(),
             title,
             excerpt: None,
             location,
@@ -478,28 +510,38 @@ impl<'c> Session<'c> {
                 i += 1;
                 continue;
             };
-            let (rule_index, hit_line, message) = (a.rule, a.hit_line, a.message.clone());
-            if let Some(test) = rule.test.as_ref().and_then(|t| {
-                t.render(|name| {
-                    if name == "text" {
-                        Some(text.trim().to_owned())
-                    } else {
-                        caps.name(name).map(|m| m.as_str().to_owned())
-                    }
-                })
-            }) {
-                push_unique(&mut self.step_tests, test, MAX_TESTS);
-            }
-            if let Some(loc) = location_from(&caps, &message) {
-                push_location(&mut self.step_locations, rule.category, loc.clone());
-                let state = &mut self.states[rule_index as usize];
-                for cand in [state.step.as_mut(), state.best.as_mut()].into_iter().flatten() {
-                    if cand.line == hit_line && cand.location.is_none() {
-                        cand.location = Some(loc.clone());
+            let extra: Caps = caps
+                .iter()
+                .zip(follow.pattern.capture_names())
+                .filter_map(|(m, name)| Some((name?.to_owned(), m?.as_str().to_owned())))
+                .collect();
+            let (rule_index, hit_line) = (a.rule, a.hit_line);
+            let repeat = follow.repeat;
+            if !a.confirmed {
+                // A required follow-up: the hit counts now, with both lines' captures.
+                let (hit_text, hit_caps) = (a.text.clone(), a.caps.clone());
+                self.awaiting[i].confirmed = true;
+                self.record(rule_index, hit_line, &hit_text, &hit_caps, &extra);
+            } else {
+                let a = &self.awaiting[i];
+                let get = |name: &str| lookup(name, &a.text, &extra, &a.caps);
+                let test = rule.test.as_ref().and_then(|t| t.render(get));
+                let title = rule.title.render(get).unwrap_or_else(|| a.text.trim().to_owned());
+                let location = location_from(get, &truncate(&title, MAX_TITLE));
+                if let Some(test) = test {
+                    push_unique(&mut self.step_tests, test, MAX_TESTS);
+                }
+                if let Some(loc) = location {
+                    push_location(&mut self.step_locations, rule.category, loc.clone());
+                    let state = &mut self.states[rule_index as usize];
+                    for cand in [state.step.as_mut(), state.best.as_mut()].into_iter().flatten() {
+                        if cand.line == hit_line && cand.location.is_none() {
+                            cand.location = Some(loc.clone());
+                        }
                     }
                 }
             }
-            if follow.repeat {
+            if repeat {
                 i += 1;
             } else {
                 self.awaiting.swap_remove(i);
@@ -789,24 +831,33 @@ fn strip_mozharness(t: &str) -> &str {
 
 /// Runs a rule's patterns on a line: the first pattern that matches, unless an exclude
 /// pattern matches too.
-fn rule_match<'t>(rule: &Rule, text: &'t str) -> Option<Captures<'t>> {
-    let caps = rule.patterns.iter().find_map(|p| p.captures(text))?;
+fn rule_match<'t>(rule: &Rule, text: &'t str) -> Option<(usize, Captures<'t>)> {
+    let found = rule.patterns.iter().enumerate().find_map(|(i, p)| Some((i, p.captures(text)?)))?;
     if rule.exclude.iter().any(|x| x.is_match(text)) {
         return None;
     }
-    Some(caps)
+    Some(found)
 }
 
-fn location_from(caps: &Captures<'_>, fallback_message: &str) -> Option<Location> {
-    let path = caps.name("path")?.as_str().trim();
-    let line: u32 = caps.name("line")?.as_str().parse().ok()?;
+/// A template hole's value: `text` is the hit line, otherwise a capture of the hit or of
+/// its follow-up line.
+fn lookup(name: &str, text: &str, caps: &[(String, String)], extra: &[(String, String)]) -> Option<String> {
+    if name == "text" {
+        return Some(text.trim().to_owned());
+    }
+    caps.iter().chain(extra.iter()).find(|(n, _)| n == name).map(|(_, v)| v.clone())
+}
+
+fn location_from(get: impl Fn(&str) -> Option<String>, fallback_message: &str) -> Option<Location> {
+    let path = get("path")?;
+    let path = path.trim();
+    let line: u32 = get("line")?.trim().parse().ok()?;
     if path.is_empty() || line == 0 {
         return None;
     }
-    let column = caps.name("column").and_then(|c| c.as_str().parse().ok());
-    let message = caps
-        .name("message")
-        .map(|m| m.as_str().trim().to_owned())
+    let column = get("column").and_then(|c| c.trim().parse().ok());
+    let message = get("message")
+        .map(|m| m.trim().to_owned())
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| fallback_message.to_owned());
     Some(Location { path: path.to_owned(), line, column, message: truncate(&message, MAX_TITLE) })

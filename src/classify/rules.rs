@@ -20,6 +20,10 @@
 //! `[task 2025-…Z] `), so that `^` anchors at the tool's text; `raw = true` matches the
 //! line as it is instead.
 //!
+//! A line that calls itself a warning (`warning:`, `[WARN]`, `UserWarning:`) did not fail
+//! the job, so rules skip it unless they say `warnings = true`. A `follow` with
+//! `required = true` makes the hit count only when the follow-up line appears.
+//!
 //! Captures with a meaning: `test` (a failing test's name; `test = "{class}.{name}"`
 //! builds it from other captures instead), `path`, `line`, `column` and `message` (a
 //! location in the project's source). `action = "step-end"` marks a CI system's "this
@@ -149,6 +153,8 @@ struct FollowSpec {
     within: u32,
     #[serde(default)]
     repeat: bool,
+    #[serde(default)]
+    required: bool,
 }
 
 fn default_within() -> u32 {
@@ -187,6 +193,8 @@ struct RuleSpec {
     disabled: bool,
     #[serde(default)]
     raw: bool,
+    #[serde(default)]
+    warnings: bool,
 }
 
 /// A title or test-name template: literal text with `{capture}` holes.
@@ -251,6 +259,9 @@ pub(crate) struct Follow {
     pub(crate) pattern: Regex,
     pub(crate) within: u32,
     pub(crate) repeat: bool,
+    /// The hit only counts once the follow-up line is seen (rustc's `error: …` is only a
+    /// rustc error when ` --> file:line:col` follows).
+    pub(crate) required: bool,
 }
 
 /// One compiled rule.
@@ -271,6 +282,8 @@ pub struct Rule {
     pub(crate) after: u32,
     /// Match the line as it is, not the view without CI prefixes (`##[error]`, …).
     pub(crate) raw: bool,
+    /// The rule may match lines that call themselves warnings (see the engine's veto).
+    pub(crate) warnings: bool,
     pub(crate) file: String,
 }
 
@@ -356,7 +369,12 @@ fn compile(file: &str, spec: RuleSpec) -> Result<Rule, RuleError> {
     let patterns = sources.iter().map(|p| regex(p)).collect::<Result<Vec<_>, _>>()?;
     let exclude = spec.exclude.iter().map(|p| regex(p)).collect::<Result<Vec<_>, _>>()?;
     let follow = match spec.follow {
-        Some(f) => Some(Follow { pattern: regex(&f.pattern)?, within: f.within, repeat: f.repeat }),
+        Some(f) => Some(Follow {
+            pattern: regex(&f.pattern)?,
+            within: f.within,
+            repeat: f.repeat,
+            required: f.required,
+        }),
         None => None,
     };
     let category = match (spec.action, spec.category) {
@@ -416,6 +434,7 @@ fn compile(file: &str, spec: RuleSpec) -> Result<Rule, RuleError> {
         before,
         after,
         raw: spec.raw,
+        warnings: spec.warnings,
         file: file.to_owned(),
     })
 }

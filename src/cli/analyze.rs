@@ -36,6 +36,10 @@ pub struct AnalyzeArgs {
     /// comparing with `grep -E -f`, see benches/classify-vs-grep.sh).
     #[arg(long, hide = true)]
     pub dump_patterns: bool,
+    /// Print the normalised lines (`number<TAB>section<TAB>text`) instead of classifying:
+    /// what the rules see.
+    #[arg(long, hide = true)]
+    pub dump_lines: bool,
 }
 
 /// Runs `kitefix analyze`.
@@ -51,6 +55,9 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             eprintln!("{skipped} patterns have no POSIX ERE equivalent and were left out");
         }
         return Ok(ExitCode::SUCCESS);
+    }
+    if args.dump_lines {
+        return dump_lines(&args.input);
     }
     let meta = JobMeta {
         exit_status: args.exit_status,
@@ -74,6 +81,36 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         }
         Format::Text => out.write_all(render_text(&analysis).as_bytes())?,
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dump_lines(input: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use std::io::Read as _;
+    let mut reader: Box<dyn std::io::Read> = if input.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(
+            std::fs::File::open(input).with_context(|| format!("cannot open {}", input.display()))?,
+        )
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut normaliser = crate::logs::normalise::LineNormaliser::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut result = Ok(());
+    let mut print = |l: crate::logs::normalise::LogLine<'_>| {
+        if result.is_ok() {
+            result = writeln!(out, "{}\t{}\t{}", l.number, l.section.unwrap_or(""), l.text);
+        }
+    };
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        normaliser.push(&buf[..n], &mut print);
+    }
+    normaliser.finish(&mut print);
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 

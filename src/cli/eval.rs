@@ -6,7 +6,8 @@
 //!   one of `alt_categories`);
 //! - macro-F1 over the labelled categories;
 //! - key-line hit rate: the labelled `failure_chunk_or_key_line` (normalised like the
-//!   log, first line if it has several) appears inside the excerpt;
+//!   log, first line if it has several, first 500 characters since excerpt lines are
+//!   cut at 1000 bytes) appears inside the excerpt;
 //! - failing-test recall: labelled test names found among `failing_tests` (equal after
 //!   normalising case and space, or one containing the other, since frameworks print
 //!   names with or without their module or file);
@@ -210,7 +211,9 @@ fn label_line(label: &str) -> Option<String> {
     let mut n = LineNormaliser::new();
     n.push(first.as_bytes(), |l| out.push_str(l.text));
     n.finish(|l| out.push_str(l.text));
-    let out = out.trim().to_owned();
+    // Excerpt lines are cut at 1000 bytes; a label longer than that is compared by its
+    // first 500 characters.
+    let out: String = out.trim().chars().take(500).collect();
     (!out.is_empty()).then_some(out)
 }
 
@@ -220,6 +223,7 @@ fn label_line(label: &str) -> Option<String> {
 fn same_test(want: &str, got: &str) -> bool {
     let norm = |s: &str| {
         s.to_lowercase()
+            .replace('\\', "")
             .replace("::", ".")
             .replace(" > ", ".")
             .replace('#', ".")
