@@ -58,6 +58,9 @@ const MALUS_PASSED: i32 = -50;
 /// Python's `file.py:12: UserWarning: …`. Such a line did not fail the job.
 const WARNING_LINE: &str = r"(?i)(?:^|[\s\[(|])warn(?:ing)?s?\s*(?:[:\]!|]|- )|(?-i:(?:^|\s)WARN(?:ING)?\s)|^\s*\S+:\d+: \w*Warning: ";
 
+/// Marks a prefilter target as a rule's scope pattern rather than its patterns.
+const SCOPE_BIT: u32 = 1 << 31;
+
 /// Rule id reported when no rule matched.
 pub const NO_RULE: &str = "none";
 
@@ -96,21 +99,36 @@ impl Classifier {
         let mut literals: Vec<Vec<u8>> = Vec::new();
         let mut literal_rules: Vec<Vec<u32>> = Vec::new();
         let mut unfiltered = Vec::new();
+        let mut add = |lit: Vec<u8>, target: u32, literals: &mut Vec<Vec<u8>>, literal_rules: &mut Vec<Vec<u32>>| {
+            let id = *literal_ids.entry(lit.clone()).or_insert_with(|| {
+                literals.push(lit);
+                literal_rules.push(Vec::new());
+                literals.len() - 1
+            });
+            if !literal_rules[id].contains(&target) {
+                literal_rules[id].push(target);
+            }
+        };
         for (index, rule) in rules.iter().enumerate() {
             let index = index as u32;
+            if !rule.scope.is_empty() {
+                let sets: Option<Vec<Vec<Vec<u8>>>> =
+                    rule.scope.iter().map(|p| required_literals(p.as_str())).collect();
+                match sets {
+                    Some(sets) => {
+                        for lit in sets.into_iter().flatten() {
+                            add(lit, index | SCOPE_BIT, &mut literals, &mut literal_rules);
+                        }
+                    }
+                    None => unfiltered.push(index | SCOPE_BIT),
+                }
+            }
             let sets: Option<Vec<Vec<Vec<u8>>>> =
                 rule.patterns.iter().map(|p| required_literals(p.as_str())).collect();
             match sets {
                 Some(sets) => {
                     for lit in sets.into_iter().flatten() {
-                        let id = *literal_ids.entry(lit.clone()).or_insert_with(|| {
-                            literals.push(lit);
-                            literal_rules.push(Vec::new());
-                            literals.len() - 1
-                        });
-                        if !literal_rules[id].contains(&index) {
-                            literal_rules[id].push(index);
-                        }
+                        add(lit, index, &mut literals, &mut literal_rules);
                     }
                 }
                 None => unfiltered.push(index),
@@ -156,7 +174,7 @@ impl Classifier {
 
     /// Ids of rules the prefilter cannot skip (they run on every line).
     pub fn unfiltered_rules(&self) -> impl Iterator<Item = &str> {
-        self.unfiltered.iter().map(|&i| self.rules[i as usize].id())
+        self.unfiltered.iter().filter(|&&i| i & SCOPE_BIT == 0).map(|&i| self.rules[i as usize].id())
     }
 
     /// Starts classifying one job's log.
@@ -211,6 +229,8 @@ struct RuleState {
     step: Option<Candidate>,
     /// The best hit of the closed steps.
     best: Option<Candidate>,
+    /// Captures of the last line that matched one of the rule's scope patterns.
+    scope: Caps,
 }
 
 /// Captures of a hit, owned: (name, value).
@@ -227,6 +247,8 @@ struct Awaiting {
     caps: Caps,
     /// False while a required follow-up has not been seen: the hit is not recorded yet.
     confirmed: bool,
+    /// Join mode: the text accumulated so far.
+    joined: String,
 }
 
 /// An entry of the context ring.
@@ -286,7 +308,7 @@ impl<'c> Session<'c> {
             fallback: None,
             last_line: 0,
             scratch: Vec::new(),
-            stamps: vec![0; n],
+            stamps: vec![0; 2 * n],
         }
     }
 
@@ -303,19 +325,46 @@ impl<'c> Session<'c> {
         // Which rules can match: the prefilter's, deduplicated, in rule order.
         self.scratch.clear();
         for m in self.c.prefilter.find_overlapping_iter(text) {
-            for &rule in &self.c.literal_rules[m.pattern().as_usize()] {
-                if self.stamps[rule as usize] != number {
-                    self.stamps[rule as usize] = number;
-                    self.scratch.push(rule);
+            for &target in &self.c.literal_rules[m.pattern().as_usize()] {
+                let stamp = ((target & !SCOPE_BIT) as usize) * 2 + (target >> 31) as usize;
+                if self.stamps[stamp] != number {
+                    self.stamps[stamp] = number;
+                    self.scratch.push(target);
                 }
             }
         }
         self.scratch.extend_from_slice(&self.c.unfiltered);
         if !self.scratch.is_empty() {
             self.scratch.sort_unstable();
-            let candidates = std::mem::take(&mut self.scratch);
+            let mut candidates = std::mem::take(&mut self.scratch);
+            let first_scope = candidates.partition_point(|&t| t & SCOPE_BIT == 0);
+            for &target in &candidates[first_scope..] {
+                let rule_index = (target & !SCOPE_BIT) as usize;
+                let rule = &self.c.rules[rule_index];
+                if let Some(caps) = rule.scope.iter().find_map(|p| {
+                    let caps = p.captures(view)?;
+                    Some(
+                        caps.iter()
+                            .zip(p.capture_names())
+                            .filter_map(|(m, n)| Some((n?.to_owned(), m?.as_str().to_owned())))
+                            .collect::<Caps>(),
+                    )
+                }) {
+                    self.states[rule_index].scope = caps;
+                }
+            }
+            candidates.truncate(first_scope);
             let mut end_status: Option<Option<i64>> = None;
             let mut is_warning: Option<bool> = None;
+            // A wrapper line (`make: *** … Error 2`) is never a cause, whatever else matches.
+            let wrapper = candidates.iter().any(|&r| {
+                let rule = &self.c.rules[r as usize];
+                rule.action == Action::Wrapper
+                    && rule_match(rule, if rule.raw { text } else { view }).is_some()
+            });
+            if wrapper {
+                self.ring[ring_slot].skip = true;
+            }
             for &rule_index in &candidates {
                 let rule = &self.c.rules[rule_index as usize];
                 let state = &self.states[rule_index as usize];
@@ -340,8 +389,11 @@ impl<'c> Session<'c> {
                         let status = caps.name("status").and_then(|s| s.as_str().parse().ok());
                         end_status = Some(status);
                     }
-                    Action::Wrapper => self.ring[ring_slot].skip = true,
+                    Action::Wrapper => {}
                     Action::Cause => {
+                        if wrapper {
+                            continue;
+                        }
                         if !rule.warnings && *is_warning.get_or_insert_with(|| self.c.warning.is_match(view)) {
                             continue;
                         }
@@ -444,6 +496,7 @@ impl<'c> Session<'c> {
                 text: text.to_owned(),
                 caps: owned.clone(),
                 confirmed: !f.required,
+                joined: String::new(),
             });
             if f.required {
                 return;
@@ -455,7 +508,8 @@ impl<'c> Session<'c> {
     /// Registers a hit: its test name and location, and the rule's candidate for the step.
     fn record(&mut self, rule_index: u32, number: u64, text: &str, caps: &[(String, String)], extra: &[(String, String)]) {
         let rule = &self.c.rules[rule_index as usize];
-        let get = |name: &str| lookup(name, text, caps, extra);
+        let scope = &self.states[rule_index as usize].scope;
+        let get = |name: &str| lookup(name, text, caps, extra).or_else(|| lookup(name, "", scope, &[]));
         if let Some(test) = rule.test.as_ref().and_then(|t| t.render(get)) {
             push_unique(&mut self.step_tests, test, MAX_TESTS);
         }
@@ -501,11 +555,47 @@ impl<'c> Session<'c> {
                 self.awaiting.swap_remove(i);
                 continue;
             }
-            let rule = &self.c.rules[a.rule as usize];
+            let (rule_index, hit_line) = (a.rule, a.hit_line);
+            let rule = &self.c.rules[rule_index as usize];
             let Some(follow) = rule.follow.as_ref() else {
                 self.awaiting.swap_remove(i);
                 continue;
             };
+            if let Some(join) = follow.join.as_deref() {
+                if text.trim().is_empty() {
+                    i += 1;
+                    continue;
+                }
+                let Some(caps) = follow.pattern.captures(text) else {
+                    // The block ended without its terminating line: nothing to name.
+                    self.awaiting.swap_remove(i);
+                    continue;
+                };
+                let a = &mut self.awaiting[i];
+                if let Some(part) = caps.name(join) {
+                    if !a.joined.is_empty() {
+                        a.joined.push(' ');
+                    }
+                    a.joined.push_str(part.as_str().trim());
+                }
+                if caps.name("end").is_none() {
+                    i += 1;
+                    continue;
+                }
+                let extra: Caps = vec![(join.to_owned(), a.joined.clone())];
+                if !a.confirmed {
+                    let (hit_text, hit_caps) = (a.text.clone(), a.caps.clone());
+                    self.awaiting.swap_remove(i);
+                    self.record(rule_index, hit_line, &hit_text, &hit_caps, &extra);
+                    continue;
+                }
+                let get = |name: &str| lookup(name, &a.text, &a.caps, &extra);
+                if let Some(test) = rule.test.as_ref().and_then(|t| t.render(get)) {
+                    push_unique(&mut self.step_tests, test, MAX_TESTS);
+                }
+                self.awaiting.swap_remove(i);
+                continue;
+            }
             let Some(caps) = follow.pattern.captures(text) else {
                 i += 1;
                 continue;
@@ -515,7 +605,6 @@ impl<'c> Session<'c> {
                 .zip(follow.pattern.capture_names())
                 .filter_map(|(m, name)| Some((name?.to_owned(), m?.as_str().to_owned())))
                 .collect();
-            let (rule_index, hit_line) = (a.rule, a.hit_line);
             let repeat = follow.repeat;
             if !a.confirmed {
                 // A required follow-up: the hit counts now, with both lines' captures.

@@ -24,6 +24,10 @@
 //! the job, so rules skip it unless they say `warnings = true`. A `follow` with
 //! `required = true` makes the hit count only when the follow-up line appears.
 //!
+//! `scope = ['^=== RUN\s+(?P<current>\S+)']` remembers the last line matching a scope
+//! pattern; its captures fill the rule's templates too (the test that was running when
+//! a crash was reported).
+//!
 //! Captures with a meaning: `test` (a failing test's name; `test = "{class}.{name}"`
 //! builds it from other captures instead), `path`, `line`, `column` and `message` (a
 //! location in the project's source). `action = "step-end"` marks a CI system's "this
@@ -155,6 +159,8 @@ struct FollowSpec {
     repeat: bool,
     #[serde(default)]
     required: bool,
+    #[serde(default)]
+    join: Option<String>,
 }
 
 fn default_within() -> u32 {
@@ -195,6 +201,8 @@ struct RuleSpec {
     raw: bool,
     #[serde(default)]
     warnings: bool,
+    #[serde(default)]
+    scope: Vec<String>,
 }
 
 /// A title or test-name template: literal text with `{capture}` holes.
@@ -248,7 +256,7 @@ impl Template {
                 Part::Hole(h) => out.push_str(lookup(h)?.trim()),
             }
         }
-        Some(out)
+        Some(out.trim().to_owned())
     }
 }
 
@@ -262,6 +270,10 @@ pub(crate) struct Follow {
     /// The hit only counts once the follow-up line is seen (rustc's `error: …` is only a
     /// rustc error when ` --> file:line:col` follows).
     pub(crate) required: bool,
+    /// Join mode: the named capture of consecutive follow-up lines is accumulated
+    /// (space-separated) until a line where the capture `end` takes part; the templates
+    /// then see the joined text under that name (Mocha's multi-line test titles).
+    pub(crate) join: Option<String>,
 }
 
 /// One compiled rule.
@@ -284,6 +296,9 @@ pub struct Rule {
     pub(crate) raw: bool,
     /// The rule may match lines that call themselves warnings (see the engine's veto).
     pub(crate) warnings: bool,
+    /// Scope patterns: the captures of the last line matching one are available to the
+    /// rule's templates (`TEST-START | t`, `=== RUN TestX`: the test a crash happened in).
+    pub(crate) scope: Vec<Regex>,
     pub(crate) file: String,
 }
 
@@ -368,12 +383,14 @@ fn compile(file: &str, spec: RuleSpec) -> Result<Rule, RuleError> {
     }
     let patterns = sources.iter().map(|p| regex(p)).collect::<Result<Vec<_>, _>>()?;
     let exclude = spec.exclude.iter().map(|p| regex(p)).collect::<Result<Vec<_>, _>>()?;
+    let scope = spec.scope.iter().map(|p| regex(p)).collect::<Result<Vec<_>, _>>()?;
     let follow = match spec.follow {
         Some(f) => Some(Follow {
             pattern: regex(&f.pattern)?,
             within: f.within,
             repeat: f.repeat,
             required: f.required,
+            join: f.join,
         }),
         None => None,
     };
@@ -387,6 +404,7 @@ fn compile(file: &str, spec: RuleSpec) -> Result<Rule, RuleError> {
     let names: Vec<&str> = patterns
         .iter()
         .chain(follow.as_ref().map(|f| &f.pattern))
+        .chain(scope.iter())
         .flat_map(|r| r.capture_names().flatten())
         .chain(["text"])
         .collect();
@@ -435,6 +453,7 @@ fn compile(file: &str, spec: RuleSpec) -> Result<Rule, RuleError> {
         after,
         raw: spec.raw,
         warnings: spec.warnings,
+        scope,
         file: file.to_owned(),
     })
 }

@@ -235,7 +235,23 @@ fn same_test(want: &str, got: &str) -> bool {
     if w.is_empty() || g.is_empty() {
         return false;
     }
-    w == g || (g.len() >= 6 && w.contains(&g)) || (w.len() >= 6 && g.contains(&w))
+    if w == g || (g.len() >= 6 && w.contains(&g)) || (w.len() >= 6 && g.contains(&w)) {
+        return true;
+    }
+    // Frameworks join suite and test titles differently (`Suite > test`, `Suite test`):
+    // the labelled name's words, in order, within ours.
+    let words = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric() && c != '_')
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let (w, g) = (words(&w), words(&g));
+    if w.len() < 2 {
+        return false;
+    }
+    let mut it = g.iter();
+    w.iter().all(|t| it.any(|x| x == t))
 }
 
 fn summarise(outcomes: Vec<Outcome>, bytes: u64, seconds: f64) -> Report {
@@ -367,6 +383,8 @@ mod tests {
         assert!(same_test("io.Foo > bar", "io.Foo > bar"));
         assert!(!same_test("test_a", "test_b"));
         assert!(!same_test("test_alpha", "a"));
+        assert!(same_test("Suite (en) > Use X", "Suite Suite (en) Use X Solution 1"));
+        assert!(!same_test("Suite > Use X", "Suite Use Y"));
     }
 
     #[test]
