@@ -58,8 +58,8 @@ const MALUS_PASSED: i32 = -50;
 /// Python's `file.py:12: UserWarning: …`. Such a line did not fail the job.
 const WARNING_LINE: &str = r"(?i)(?:^|[\s\[(|])warn(?:ing)?s?\s*(?:[:\]!|]|- )|(?-i:(?:^|\s)WARN(?:ING)?\s)|^\s*\S+:\d+: \w*Warning: ";
 
-/// Marks a prefilter target as a rule's scope pattern rather than its patterns.
-const SCOPE_BIT: u32 = 1 << 31;
+/// The prefilter target slot of a rule's scope patterns (slots below are pattern indexes).
+const SCOPE_SLOT: u32 = 255;
 
 /// Rule id reported when no rule matched.
 pub const NO_RULE: &str = "none";
@@ -109,29 +109,28 @@ impl Classifier {
                 literal_rules[id].push(target);
             }
         };
+        // Targets are per pattern (`rule << 8 | pattern`), so that a line runs only the
+        // patterns whose literal it contains; slot 255 is the rule's scope patterns.
         for (index, rule) in rules.iter().enumerate() {
             let index = index as u32;
-            if !rule.scope.is_empty() {
+            for (slot, patterns) in rule
+                .patterns
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (i as u32, std::slice::from_ref(p)))
+                .chain((!rule.scope.is_empty()).then_some((SCOPE_SLOT, rule.scope.as_slice())))
+            {
+                let target = index << 8 | slot;
                 let sets: Option<Vec<Vec<Vec<u8>>>> =
-                    rule.scope.iter().map(|p| required_literals(p.as_str())).collect();
+                    patterns.iter().map(|p| required_literals(p.as_str())).collect();
                 match sets {
                     Some(sets) => {
                         for lit in sets.into_iter().flatten() {
-                            add(lit, index | SCOPE_BIT, &mut literals, &mut literal_rules);
+                            add(lit, target, &mut literals, &mut literal_rules);
                         }
                     }
-                    None => unfiltered.push(index | SCOPE_BIT),
+                    None => unfiltered.push(target),
                 }
-            }
-            let sets: Option<Vec<Vec<Vec<u8>>>> =
-                rule.patterns.iter().map(|p| required_literals(p.as_str())).collect();
-            match sets {
-                Some(sets) => {
-                    for lit in sets.into_iter().flatten() {
-                        add(lit, index, &mut literals, &mut literal_rules);
-                    }
-                }
-                None => unfiltered.push(index),
             }
         }
         let prefilter = AhoCorasick::builder()
@@ -174,7 +173,14 @@ impl Classifier {
 
     /// Ids of rules the prefilter cannot skip (they run on every line).
     pub fn unfiltered_rules(&self) -> impl Iterator<Item = &str> {
-        self.unfiltered.iter().filter(|&&i| i & SCOPE_BIT == 0).map(|&i| self.rules[i as usize].id())
+        let mut ids: Vec<&str> = self
+            .unfiltered
+            .iter()
+            .filter(|&&t| t & 0xff != SCOPE_SLOT)
+            .map(|&t| self.rules[(t >> 8) as usize].id())
+            .collect();
+        ids.dedup();
+        ids.into_iter()
     }
 
     /// Starts classifying one job's log.
@@ -283,9 +289,8 @@ pub struct Session<'c> {
     /// explains.
     fallback: Option<Candidate>,
     last_line: u64,
-    /// Scratch: rules to try on the current line, and a per-rule stamp to dedupe them.
+    /// Scratch: prefilter targets of the current line.
     scratch: Vec<u32>,
-    stamps: Vec<u64>,
 }
 
 impl<'c> Session<'c> {
@@ -308,7 +313,6 @@ impl<'c> Session<'c> {
             fallback: None,
             last_line: 0,
             scratch: Vec::new(),
-            stamps: vec![0; 2 * n],
         }
     }
 
@@ -322,24 +326,19 @@ impl<'c> Session<'c> {
         }
 
         let view = match_view(text);
-        // Which rules can match: the prefilter's, deduplicated, in rule order.
+        // Which patterns can match: the prefilter's, deduplicated, in rule order.
         self.scratch.clear();
         for m in self.c.prefilter.find_overlapping_iter(text) {
-            for &target in &self.c.literal_rules[m.pattern().as_usize()] {
-                let stamp = ((target & !SCOPE_BIT) as usize) * 2 + (target >> 31) as usize;
-                if self.stamps[stamp] != number {
-                    self.stamps[stamp] = number;
-                    self.scratch.push(target);
-                }
-            }
+            self.scratch.extend_from_slice(&self.c.literal_rules[m.pattern().as_usize()]);
         }
         self.scratch.extend_from_slice(&self.c.unfiltered);
         if !self.scratch.is_empty() {
             self.scratch.sort_unstable();
+            self.scratch.dedup();
             let mut candidates = std::mem::take(&mut self.scratch);
-            let first_scope = candidates.partition_point(|&t| t & SCOPE_BIT == 0);
-            for &target in &candidates[first_scope..] {
-                let rule_index = (target & !SCOPE_BIT) as usize;
+            // Scope patterns first: a scope line can also be a hit.
+            for &target in candidates.iter().filter(|&&t| t & 0xff == SCOPE_SLOT) {
+                let rule_index = (target >> 8) as usize;
                 let rule = &self.c.rules[rule_index];
                 if let Some(caps) = rule.scope.iter().find_map(|p| {
                     let caps = p.captures(view)?;
@@ -353,19 +352,28 @@ impl<'c> Session<'c> {
                     self.states[rule_index].scope = caps;
                 }
             }
-            candidates.truncate(first_scope);
+            candidates.retain(|&t| t & 0xff != SCOPE_SLOT);
+            // Group the pattern targets by rule: (rule, first, end) ranges of `candidates`.
+            let mut groups: Vec<(u32, usize, usize)> = Vec::new();
+            for (i, &t) in candidates.iter().enumerate() {
+                match groups.last_mut() {
+                    Some(g) if g.0 == t >> 8 => g.2 = i + 1,
+                    _ => groups.push((t >> 8, i, i + 1)),
+                }
+            }
             let mut end_status: Option<Option<i64>> = None;
             let mut is_warning: Option<bool> = None;
             // A wrapper line (`make: *** … Error 2`) is never a cause, whatever else matches.
-            let wrapper = candidates.iter().any(|&r| {
+            let wrapper = groups.iter().any(|&(r, a, b)| {
                 let rule = &self.c.rules[r as usize];
                 rule.action == Action::Wrapper
-                    && rule_match(rule, if rule.raw { text } else { view }).is_some()
+                    && rule_match(rule, &candidates[a..b], if rule.raw { text } else { view })
+                        .is_some()
             });
             if wrapper {
                 self.ring[ring_slot].skip = true;
             }
-            for &rule_index in &candidates {
+            for &(rule_index, first, end) in &groups {
                 let rule = &self.c.rules[rule_index as usize];
                 let state = &self.states[rule_index as usize];
                 // A first-pick rule that already has this step's hit and collects nothing
@@ -378,7 +386,9 @@ impl<'c> Session<'c> {
                     continue;
                 }
                 let subject = if rule.raw { text } else { view };
-                let Some((pattern, caps)) = rule_match(rule, subject) else { continue };
+                let Some((pattern, caps)) = rule_match(rule, &candidates[first..end], subject) else {
+                    continue;
+                };
                 match rule.action {
                     Action::StepStart => {
                         self.ring[ring_slot].skip = true;
@@ -401,6 +411,7 @@ impl<'c> Session<'c> {
                     }
                 }
             }
+            candidates.clear();
             self.scratch = candidates;
             if let Some(status) = end_status {
                 let step = match status {
@@ -920,8 +931,17 @@ fn strip_mozharness(t: &str) -> &str {
 
 /// Runs a rule's patterns on a line: the first pattern that matches, unless an exclude
 /// pattern matches too.
-fn rule_match<'t>(rule: &Rule, text: &'t str) -> Option<(usize, Captures<'t>)> {
-    let found = rule.patterns.iter().enumerate().find_map(|(i, p)| Some((i, p.captures(text)?)))?;
+/// `targets` are the prefilter's targets for this rule (`rule << 8 | pattern`): only those
+/// patterns can match.
+fn rule_match<'t>(rule: &Rule, targets: &[u32], text: &'t str) -> Option<(usize, Captures<'t>)> {
+    // `is_match` first: most lines the prefilter lets through do not match, and it skips
+    // allocating capture slots for them.
+    let found = targets
+        .iter()
+        .map(|&t| (t & 0xff) as usize)
+        .filter_map(|i| Some((i, rule.patterns.get(i)?)))
+        .filter(|(_, p)| p.is_match(text))
+        .find_map(|(i, p)| Some((i, p.captures(text)?)))?;
     if rule.exclude.iter().any(|x| x.is_match(text)) {
         return None;
     }

@@ -133,6 +133,17 @@ impl LineNormaliser {
     pub fn push(&mut self, chunk: &[u8], mut on_line: impl FnMut(LogLine<'_>)) {
         let mut i = 0;
         while i < chunk.len() {
+            if self.state == State::Str {
+                // The body of an APC/DCS string (Buildkite's `bk;t=…` timestamp on every
+                // line): skip to its terminator in one search instead of byte by byte.
+                match memchr3(BEL, ESC, b'\n', &chunk[i..]) {
+                    None => {
+                        i = chunk.len();
+                        continue;
+                    }
+                    Some(k) => i += k,
+                }
+            }
             if self.state != State::Text {
                 let b = chunk[i];
                 i += 1;
@@ -346,7 +357,12 @@ impl LineNormaliser {
 
     fn emit(&mut self, bytes: &[u8], truncated: bool, on_line: &mut impl FnMut(LogLine<'_>)) {
         self.number += 1;
-        let raw = String::from_utf8_lossy(bytes);
+        // `from_utf8` first: it is much faster than the lossy decoder on valid text,
+        // which is nearly every line.
+        let raw: Cow<'_, str> = match std::str::from_utf8(bytes) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
         let mut text: &str = &raw;
         if self.number == 1 {
             text = text.strip_prefix('\u{feff}').unwrap_or(text);
