@@ -235,8 +235,8 @@ struct RuleState {
     step: Option<Candidate>,
     /// The best hit of the closed steps.
     best: Option<Candidate>,
-    /// Captures of the last line that matched one of the rule's scope patterns.
-    scope: Caps,
+    /// The last line that matched one of the rule's scope patterns, and which one.
+    scope: (Option<usize>, String),
 }
 
 /// Captures of a hit, owned: (name, value).
@@ -340,16 +340,12 @@ impl<'c> Session<'c> {
             for &target in candidates.iter().filter(|&&t| t & 0xff == SCOPE_SLOT) {
                 let rule_index = (target >> 8) as usize;
                 let rule = &self.c.rules[rule_index];
-                if let Some(caps) = rule.scope.iter().find_map(|p| {
-                    let caps = p.captures(view)?;
-                    Some(
-                        caps.iter()
-                            .zip(p.capture_names())
-                            .filter_map(|(m, n)| Some((n?.to_owned(), m?.as_str().to_owned())))
-                            .collect::<Caps>(),
-                    )
-                }) {
-                    self.states[rule_index].scope = caps;
+                // Only the line is kept; its captures are taken if a hit needs them.
+                if let Some(p) = rule.scope.iter().position(|p| p.is_match(view)) {
+                    let scope = &mut self.states[rule_index].scope;
+                    scope.0 = Some(p);
+                    scope.1.clear();
+                    scope.1.push_str(view);
                 }
             }
             candidates.retain(|&t| t & 0xff != SCOPE_SLOT);
@@ -519,8 +515,12 @@ impl<'c> Session<'c> {
     /// Registers a hit: its test name and location, and the rule's candidate for the step.
     fn record(&mut self, rule_index: u32, number: u64, text: &str, caps: &[(String, String)], extra: &[(String, String)]) {
         let rule = &self.c.rules[rule_index as usize];
-        let scope = &self.states[rule_index as usize].scope;
-        let get = |name: &str| lookup(name, text, caps, extra).or_else(|| lookup(name, "", scope, &[]));
+        let (scope_pattern, scope_line) = &self.states[rule_index as usize].scope;
+        let scope_caps = scope_pattern.and_then(|p| rule.scope[p].captures(scope_line));
+        let get = |name: &str| {
+            lookup(name, text, caps, extra)
+                .or_else(|| scope_caps.as_ref()?.name(name).map(|m| m.as_str().to_owned()))
+        };
         if let Some(test) = rule.test.as_ref().and_then(|t| t.render(get)) {
             push_unique(&mut self.step_tests, test, MAX_TESTS);
         }

@@ -151,12 +151,23 @@ impl LineNormaliser {
                 continue;
             }
             let rest = &chunk[i..];
-            // Fast path: a whole plain line inside the chunk is emitted without copying.
+            // Fast path: a whole plain line inside the chunk is emitted without copying. It
+            // also takes the commonest decorations: a BEL-terminated APC at the start (the
+            // Buildkite timestamp) and `\r` before the `\n` (PTY line ends).
             if self.line.is_empty()
                 && !self.pending_cr
                 && let Some(nl) = memchr(b'\n', rest)
             {
-                let text = &rest[..nl];
+                let mut text = &rest[..nl];
+                if text.starts_with(b"\x1b_")
+                    && let Some(end) = memchr2(BEL, ESC, &text[2..])
+                    && text[2 + end] == BEL
+                {
+                    text = &text[2 + end + 1..];
+                }
+                while let [head @ .., b'\r'] = text {
+                    text = head;
+                }
                 if text.len() <= MAX_LINE_BYTES && memchr2(ESC, b'\r', text).is_none() {
                     self.emit(text, false, &mut on_line);
                     i += nl + 1;
