@@ -55,8 +55,8 @@ const MALUS_IMPLIED_PASS: i32 = -25;
 const MALUS_PASSED: i32 = -50;
 
 /// A line that calls itself a warning: `warning:`, `[warn]`, `WARNING - `, `WARN `,
-/// Python's `file.py:12: UserWarning: …`. Such a line did not fail the job.
-const WARNING_LINE: &str = r"(?i)(?:^|[\s\[(|])warn(?:ing)?s?\s*(?:[:\]!|]|- )|(?-i:(?:^|\s)WARN(?:ING)?\s)|^\s*\S+:\d+: \w*Warning: ";
+/// Python's `file.py:12: UserWarning: …`, apt's `W: `. Such a line did not fail the job.
+const WARNING_LINE: &str = r"(?i)(?:^|[\s\[(|])warn(?:ing)?s?\s*(?:[:\]!|]|- )|(?-i:(?:^|\s)WARN(?:ING)?\s|^W: )|^\s*\S+:\d+: \w*Warning: ";
 
 /// The prefilter target slot of a rule's scope patterns (slots below are pattern indexes).
 const SCOPE_SLOT: u32 = 255;
@@ -522,7 +522,7 @@ impl<'c> Session<'c> {
                 .or_else(|| scope_caps.as_ref()?.name(name).map(|m| m.as_str().to_owned()))
         };
         if let Some(test) = rule.test.as_ref().and_then(|t| t.render(get)) {
-            push_unique(&mut self.step_tests, test, MAX_TESTS);
+            push_test(&mut self.step_tests, test);
         }
         let title = rule
             .title
@@ -602,7 +602,7 @@ impl<'c> Session<'c> {
                 }
                 let get = |name: &str| lookup(name, &a.text, &a.caps, &extra);
                 if let Some(test) = rule.test.as_ref().and_then(|t| t.render(get)) {
-                    push_unique(&mut self.step_tests, test, MAX_TESTS);
+                    push_test(&mut self.step_tests, test);
                 }
                 self.awaiting.swap_remove(i);
                 continue;
@@ -629,7 +629,7 @@ impl<'c> Session<'c> {
                 let title = rule.title.render(get).unwrap_or_else(|| a.text.trim().to_owned());
                 let location = location_from(get, &truncate(&title, MAX_TITLE));
                 if let Some(test) = test {
-                    push_unique(&mut self.step_tests, test, MAX_TESTS);
+                    push_test(&mut self.step_tests, test);
                 }
                 if let Some(loc) = location {
                     push_location(&mut self.step_locations, rule.category, loc.clone());
@@ -706,7 +706,7 @@ impl<'c> Session<'c> {
         let locations = std::mem::take(&mut self.step_locations);
         if !status.passed() {
             for t in tests {
-                push_unique(&mut self.tests, t, MAX_TESTS);
+                push_test(&mut self.tests, t);
             }
             for (cat, loc) in locations {
                 push_location(&mut self.locations, cat, loc);
@@ -804,7 +804,13 @@ impl<'c> Session<'c> {
             if analysis.secondary.len() >= MAX_SECONDARY {
                 break;
             }
-            if seen.contains(&rule.category) || cand.status.passed() {
+            // Another failure: not the winner's own line, not a step that passed, not a
+            // catch-all that could not say what it saw.
+            if seen.contains(&rule.category)
+                || cand.status.passed()
+                || rule.category == Category::Unknown
+                || Some(cand.line) == analysis.key_line
+            {
                 continue;
             }
             seen.push(rule.category);
@@ -976,6 +982,28 @@ fn push_unique(list: &mut Vec<String>, item: String, cap: usize) {
     if list.len() < cap && !item.is_empty() && !list.contains(&item) {
         list.push(item);
     }
+}
+
+/// Adds a failing test's name unless it is already listed; frameworks print one test
+/// under several names (pytest's `Class.test` header and `file.py::Class::test` summary),
+/// so a name that ends another one is the same test and the longer name is kept.
+fn push_test(list: &mut Vec<String>, item: String) {
+    let norm = |s: &str| s.replace("::", ".");
+    let new = norm(&item);
+    let same = |old: &str, new: &str| {
+        old == new
+            || old.strip_suffix(new).is_some_and(|head| head.ends_with(['.', '/', ' ']))
+    };
+    if let Some(i) = list.iter().position(|t| {
+        let old = norm(t);
+        same(&old, &new) || same(&new, &old)
+    }) {
+        if new.len() > norm(&list[i]).len() {
+            list[i] = item;
+        }
+        return;
+    }
+    push_unique(list, item, MAX_TESTS);
 }
 
 fn push_location(list: &mut Vec<(Category, Location)>, category: Category, loc: Location) {
