@@ -26,8 +26,7 @@ fn main() -> std::io::Result<()> {
             buf.len()
         } else {
             // Drop the failure tail of intermediate pieces: cut after the last benign line.
-            let cut = buf.len() - tail_len(&buf);
-            cut
+            buf.len() - tail_len(&buf)
         };
         out.write_all(&buf[..keep])?;
         written += keep;

@@ -57,9 +57,10 @@ fn load(path: PathBuf) -> Fixture {
     let bytes = std::fs::read(&path).expect("fixture readable");
     let newline = bytes.iter().position(|&b| b == b'\n').expect("fixture has an expectation line");
     let header = std::str::from_utf8(&bytes[..newline]).expect("expectation is UTF-8");
-    let json = header.strip_prefix(EXPECT).unwrap_or_else(|| panic!("{}: no {EXPECT}", path.display()));
-    let expect: Expect =
-        serde_json::from_str(json).unwrap_or_else(|e| panic!("{}: bad expectation: {e}", path.display()));
+    let json =
+        header.strip_prefix(EXPECT).unwrap_or_else(|| panic!("{}: no {EXPECT}", path.display()));
+    let expect: Expect = serde_json::from_str(json)
+        .unwrap_or_else(|e| panic!("{}: bad expectation: {e}", path.display()));
     let mut log = bytes[newline + 1..].to_vec();
     let key_line = log.windows(KEY.len()).position(|w| w == KEY).map(|at| {
         let line = log[..at].iter().filter(|&&b| b == b'\n').count() as u64 + 1;
@@ -107,7 +108,8 @@ fn every_fixture_is_classified_as_expected() {
         if let Some(ex) = &a.excerpt {
             let lines = ex.text.split('\n').count() as u64;
             if lines > 40 || ex.end + 1 - ex.start != lines {
-                problems.push(format!("{name}: excerpt {}..={} has {lines} lines", ex.start, ex.end));
+                problems
+                    .push(format!("{name}: excerpt {}..={} has {lines} lines", ex.start, ex.end));
             }
             if ex.text.contains('\x1b') {
                 problems.push(format!("{name}: excerpt holds an escape sequence"));
@@ -134,12 +136,20 @@ fn every_fixture_is_classified_as_expected() {
 #[test]
 fn passing_logs_trigger_no_failure_rule() {
     let classifier = classifier();
-    let passing: Vec<Fixture> =
-        fixtures().into_iter().filter(|f| f.path.parent().is_some_and(|p| p.ends_with("passing"))).collect();
+    let passing: Vec<Fixture> = fixtures()
+        .into_iter()
+        .filter(|f| f.path.parent().is_some_and(|p| p.ends_with("passing")))
+        .collect();
     assert!(passing.len() >= 3);
     for f in passing {
         let a = classify_bytes(&classifier, &f.log, JobMeta::default());
-        assert_eq!((a.category, a.rule.as_str()), (Category::Unknown, "none"), "{}: {}", f.path.display(), a.title);
+        assert_eq!(
+            (a.category, a.rule.as_str()),
+            (Category::Unknown, "none"),
+            "{}: {}",
+            f.path.display(),
+            a.title
+        );
         assert!(a.failing_tests.is_empty() && a.secondary.is_empty(), "{}", f.path.display());
     }
 }

@@ -49,7 +49,7 @@ pub fn synth_log(size: usize, out: &mut Vec<u8>) {
         }
         out.extend_from_slice(format!("\x1b_bk;t={t}\x07").as_bytes());
         out.extend_from_slice(line.as_bytes());
-        out.extend_from_slice(if n % 3 == 0 { b"\n" } else { b"\r\n" });
+        out.extend_from_slice(if n.is_multiple_of(3) { b"\n" } else { b"\r\n" });
     }
     let tail = [
         "error[E0308]: mismatched types",
@@ -76,7 +76,8 @@ struct Lcg(u64);
 
 impl Lcg {
     fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 =
+            self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 33) % n
     }
 }

@@ -99,7 +99,10 @@ impl Classifier {
         let mut literals: Vec<Vec<u8>> = Vec::new();
         let mut literal_rules: Vec<Vec<u32>> = Vec::new();
         let mut unfiltered = Vec::new();
-        let mut add = |lit: Vec<u8>, target: u32, literals: &mut Vec<Vec<u8>>, literal_rules: &mut Vec<Vec<u32>>| {
+        let mut add = |lit: Vec<u8>,
+                       target: u32,
+                       literals: &mut Vec<Vec<u8>>,
+                       literal_rules: &mut Vec<Vec<u32>>| {
             let id = *literal_ids.entry(lit.clone()).or_insert_with(|| {
                 literals.push(lit);
                 literal_rules.push(Vec::new());
@@ -382,7 +385,8 @@ impl<'c> Session<'c> {
                     continue;
                 }
                 let subject = if rule.raw { text } else { view };
-                let Some((pattern, caps)) = rule_match(rule, &candidates[first..end], subject) else {
+                let Some((pattern, caps)) = rule_match(rule, &candidates[first..end], subject)
+                else {
                     continue;
                 };
                 match rule.action {
@@ -400,7 +404,9 @@ impl<'c> Session<'c> {
                         if wrapper {
                             continue;
                         }
-                        if !rule.warnings && *is_warning.get_or_insert_with(|| self.c.warning.is_match(view)) {
+                        if !rule.warnings
+                            && *is_warning.get_or_insert_with(|| self.c.warning.is_match(view))
+                        {
                             continue;
                         }
                         self.hit(rule_index, number, subject, pattern, &caps)
@@ -484,7 +490,14 @@ impl<'c> Session<'c> {
         })
     }
 
-    fn hit(&mut self, rule_index: u32, number: u64, text: &str, pattern: usize, caps: &Captures<'_>) {
+    fn hit(
+        &mut self,
+        rule_index: u32,
+        number: u64,
+        text: &str,
+        pattern: usize,
+        caps: &Captures<'_>,
+    ) {
         let rule = &self.c.rules[rule_index as usize];
         let owned: Caps = caps
             .iter()
@@ -513,7 +526,14 @@ impl<'c> Session<'c> {
     }
 
     /// Registers a hit: its test name and location, and the rule's candidate for the step.
-    fn record(&mut self, rule_index: u32, number: u64, text: &str, caps: &[(String, String)], extra: &[(String, String)]) {
+    fn record(
+        &mut self,
+        rule_index: u32,
+        number: u64,
+        text: &str,
+        caps: &[(String, String)],
+        extra: &[(String, String)],
+    ) {
         let rule = &self.c.rules[rule_index as usize];
         let (scope_pattern, scope_line) = &self.states[rule_index as usize].scope;
         let scope_caps = scope_pattern.and_then(|p| rule.scope[p].captures(scope_line));
@@ -899,10 +919,10 @@ pub(crate) fn match_view(text: &str) -> &str {
                 }
             }
         }
-        if let Some(rest) = t.strip_prefix("[task ").or_else(|| t.strip_prefix("[taskcluster ")) {
-            if let Some(close) = rest.find("] ") {
-                t = &rest[close + 2..];
-            }
+        if let Some(rest) = t.strip_prefix("[task ").or_else(|| t.strip_prefix("[taskcluster "))
+            && let Some(close) = rest.find("] ")
+        {
+            t = &rest[close + 2..];
         }
         t = strip_mozharness(t);
         if t.len() == before {
@@ -956,7 +976,12 @@ fn rule_match<'t>(rule: &Rule, targets: &[u32], text: &'t str) -> Option<(usize,
 
 /// A template hole's value: `text` is the hit line, otherwise a capture of the hit or of
 /// its follow-up line.
-fn lookup(name: &str, text: &str, caps: &[(String, String)], extra: &[(String, String)]) -> Option<String> {
+fn lookup(
+    name: &str,
+    text: &str,
+    caps: &[(String, String)],
+    extra: &[(String, String)],
+) -> Option<String> {
     if name == "text" {
         return Some(text.trim().to_owned());
     }
@@ -991,8 +1016,7 @@ fn push_test(list: &mut Vec<String>, item: String) {
     let norm = |s: &str| s.replace("::", ".");
     let new = norm(&item);
     let same = |old: &str, new: &str| {
-        old == new
-            || old.strip_suffix(new).is_some_and(|head| head.ends_with(['.', '/', ' ']))
+        old == new || old.strip_suffix(new).is_some_and(|head| head.ends_with(['.', '/', ' ']))
     };
     if let Some(i) = list.iter().position(|t| {
         let old = norm(t);
@@ -1007,7 +1031,9 @@ fn push_test(list: &mut Vec<String>, item: String) {
 }
 
 fn push_location(list: &mut Vec<(Category, Location)>, category: Category, loc: Location) {
-    let dup = list.iter().any(|(_, l)| l.path == loc.path && l.line == loc.line && l.column == loc.column);
+    let dup = list
+        .iter()
+        .any(|(_, l)| l.path == loc.path && l.line == loc.line && l.column == loc.column);
     if !dup && list.len() < MAX_LOCATIONS {
         list.push((category, loc));
     }
@@ -1033,4 +1059,207 @@ fn truncate(text: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: &str = r#"
+[[rule]]
+id = "t.end"
+action = "step-end"
+pattern = '^The command ".*" exited with (?P<status>\d+)\.'
+
+[[rule]]
+id = "t.wrap"
+action = "wrapper"
+pattern = '^make: \*\*\* '
+
+[[rule]]
+id = "t.strong"
+category = "dependency"
+priority = 90
+pattern = '^npm ERR! code (?P<code>E\d+)'
+title = "npm {code}"
+
+[[rule]]
+id = "t.test"
+category = "test"
+priority = 60
+pattern = '^FAIL (?P<test>\S+)'
+title = "Test failed: {test}"
+
+[[rule]]
+id = "t.last"
+category = "lint"
+priority = 50
+pick = "last"
+pattern = '^lint: (?P<message>.+)'
+
+[[rule]]
+id = "t.error"
+category = "unknown"
+priority = 10
+pattern = '(?i)\berror\b'
+
+[[rule]]
+id = "t.rustc"
+category = "compile"
+priority = 85
+pattern = '^error: (?P<message>.+)'
+follow = { pattern = '^\s*--> (?P<path>[^:]+):(?P<line>\d+):(?P<column>\d+)', within = 2, required = true }
+"#;
+
+    fn classifier() -> Classifier {
+        let mut set = RuleSet::default();
+        set.merge("test.toml", RULES).expect("test rules are valid");
+        Classifier::from_rules(set).expect("prefilter builds")
+    }
+
+    fn run(c: &Classifier, meta: JobMeta, log: &str) -> Analysis {
+        let mut s = c.session(meta);
+        for (i, line) in log.lines().enumerate() {
+            s.push_line(i as u64 + 1, line);
+        }
+        s.finish()
+    }
+
+    #[test]
+    fn a_hit_in_a_step_that_passed_loses_to_one_in_the_failing_step() {
+        let log = "npm ERR! code E404\nThe command \"npm i\" exited with 0.\nFAIL tests/a.js\nThe command \"npm t\" exited with 1.\n";
+        let a = run(&classifier(), JobMeta::default(), log);
+        assert_eq!((a.category, a.rule.as_str(), a.key_line), (Category::Test, "t.test", Some(3)));
+        assert_eq!(a.failing_tests, ["tests/a.js"]);
+        // The passed step's error is not reported as another failure either.
+        assert!(a.secondary.is_empty(), "{:?}", a.secondary);
+    }
+
+    #[test]
+    fn without_steps_priority_decides() {
+        let a = run(&classifier(), JobMeta::default(), "FAIL tests/a.js\nnpm ERR! code E404\n");
+        assert_eq!((a.rule.as_str(), a.title.as_str()), ("t.strong", "npm E404"));
+        assert_eq!(a.secondary.len(), 1);
+        assert_eq!((a.secondary[0].category, a.secondary[0].key_line), (Category::Test, Some(1)));
+    }
+
+    #[test]
+    fn wrapper_lines_are_never_key_lines() {
+        let a = run(
+            &classifier(),
+            JobMeta::default(),
+            "building\nreal output\nmake: *** [all] Error 2\n",
+        );
+        assert_eq!(a.rule, NO_RULE);
+        assert_eq!(a.key_line, Some(2), "the fallback skips the wrapper: {a:?}");
+    }
+
+    #[test]
+    fn first_and_last_picks() {
+        let log = "FAIL a\nFAIL b\nlint: one\nlint: two\n";
+        let a = run(&classifier(), JobMeta::default(), log);
+        assert_eq!((a.rule.as_str(), a.key_line), ("t.test", Some(1)));
+        assert_eq!(a.failing_tests, ["a", "b"]);
+        assert_eq!(a.secondary[0].key_line, Some(4), "a `last` rule keeps its last hit");
+    }
+
+    #[test]
+    fn a_required_follow_up_must_appear() {
+        let c = classifier();
+        let a = run(&c, JobMeta::default(), "error: something else\nok\nok\n");
+        assert_eq!(a.rule, "t.error", "no `-->` line: not a rustc error");
+        let a = run(&c, JobMeta::default(), "error: mismatched types\n  --> src/a.rs:3:5\n");
+        assert_eq!((a.rule.as_str(), a.key_line), ("t.rustc", Some(1)));
+        assert_eq!(a.locations[0].path, "src/a.rs");
+        assert_eq!((a.locations[0].line, a.locations[0].column), (3, Some(5)));
+    }
+
+    #[test]
+    fn warnings_do_not_fail_a_job() {
+        let a = run(
+            &classifier(),
+            JobMeta::default(),
+            "warning: error-prone pattern\n[WARN] error budget low\n",
+        );
+        assert_eq!(a.rule, NO_RULE);
+    }
+
+    #[test]
+    fn job_metadata_explains_what_a_log_cannot() {
+        let c = classifier();
+        let log = "FAIL a\nlast words\n";
+        let meta = |exit: Option<i32>, signal: Option<&str>, state: Option<&str>| JobMeta {
+            exit_status: exit,
+            signal_reason: signal.map(str::to_owned),
+            state: state.map(str::to_owned),
+        };
+        let a = run(&c, meta(Some(137), None, None), log);
+        assert_eq!(
+            (a.category, a.rule.as_str(), a.key_line),
+            (Category::Resources, "meta.sigkill", Some(2))
+        );
+        let a = run(&c, meta(Some(-1), Some("agent_stop"), None), log);
+        assert_eq!(a.category, Category::Resources);
+        let a = run(&c, meta(None, None, Some("timed_out")), log);
+        assert_eq!(a.category, Category::Timeout);
+        let a = run(&c, meta(Some(1), None, None), log);
+        assert_eq!(a.category, Category::Test, "an ordinary exit status changes nothing");
+    }
+
+    #[test]
+    fn excerpt_is_at_most_forty_lines_around_the_key_line() {
+        let mut log: Vec<String> = (1..=200).map(|i| format!("line {i}")).collect();
+        log[99] = "FAIL t".into();
+        let a = run(&classifier(), JobMeta::default(), &log.join("\n"));
+        let ex = a.excerpt.expect("an excerpt");
+        assert_eq!((ex.start, ex.end), (80, 119));
+        assert_eq!(ex.text.lines().count(), 40);
+        assert_eq!(ex.text.lines().nth(20), Some("FAIL t"));
+    }
+
+    #[test]
+    fn nothing_matched_points_at_the_last_output() {
+        let a = run(&classifier(), JobMeta::default(), "compiling\nsegfault in foo\n\n");
+        assert_eq!(
+            (a.category, a.rule.as_str(), a.key_line),
+            (Category::Unknown, NO_RULE, Some(2))
+        );
+        let a = run(&classifier(), JobMeta::default(), "");
+        assert_eq!((a.key_line, a.excerpt), (None, None));
+    }
+
+    #[test]
+    fn match_view_strips_ci_prefixes() {
+        assert_eq!(match_view("##[error]boom"), "boom");
+        assert_eq!(
+            match_view("[task 2025-02-13T21:47:57.534Z] 21:47:57     INFO - TEST-START | a"),
+            "TEST-START | a"
+        );
+        assert_eq!(match_view("12:00:00    ERROR -  error: x"), " error: x");
+        assert_eq!(match_view("12:00:00 hello"), "12:00:00 hello");
+    }
+
+    #[test]
+    fn every_embedded_rule_is_prefiltered() {
+        // A rule without a required literal runs on every line of every log.
+        let c = Classifier::embedded().expect("embedded rules are valid");
+        let unfiltered: Vec<&str> = c.unfiltered_rules().collect();
+        assert!(unfiltered.is_empty(), "rules without literals: {unfiltered:?}");
+    }
+
+    #[test]
+    fn user_rules_replace_and_add() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join("team.toml"),
+            "[[rule]]\nid = 'rust.rustc-error-code'\ncategory = 'other'\npriority = 85\npattern = '^error\\[E\\d+\\]: (?P<message>.+)'\n\
+             [[rule]]\nid = 'team.flaky-db'\ncategory = 'network'\npriority = 99\npattern = 'database went away'\n",
+        )
+        .expect("write");
+        let c = Classifier::with_user_rules(dir.path()).expect("valid user rules");
+        let a = run(&c, JobMeta::default(), "error[E0308]: mismatched types\n");
+        assert_eq!((a.category, a.rule.as_str()), (Category::Other, "rust.rustc-error-code"));
+        let a = run(&c, JobMeta::default(), "test x ... FAILED\nthe database went away\n");
+        assert_eq!((a.category, a.rule.as_str()), (Category::Network, "team.flaky-db"));
+    }
 }

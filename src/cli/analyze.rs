@@ -90,7 +90,8 @@ fn dump_lines(input: &std::path::Path) -> anyhow::Result<ExitCode> {
         Box::new(std::io::stdin().lock())
     } else {
         Box::new(
-            std::fs::File::open(input).with_context(|| format!("cannot open {}", input.display()))?,
+            std::fs::File::open(input)
+                .with_context(|| format!("cannot open {}", input.display()))?,
         )
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -117,7 +118,8 @@ fn dump_lines(input: &std::path::Path) -> anyhow::Result<ExitCode> {
 /// The human report: verdict, the key line in its context, tests, locations.
 pub fn render_text(a: &Analysis) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "category:   {} (confidence {:.2}, rule {})", a.category, a.confidence, a.rule);
+    let _ =
+        writeln!(s, "category:   {} (confidence {:.2}, rule {})", a.category, a.confidence, a.rule);
     let _ = writeln!(s, "title:      {}", a.title);
     match a.key_line {
         Some(n) => {

@@ -176,9 +176,11 @@ fn read_manifest(manifest: &Path, root: &Path) -> anyhow::Result<Vec<(Entry, Pat
 fn score(entry: &Entry, a: &Analysis) -> Outcome {
     let strict = a.category == entry.category;
     let acceptable = strict || entry.alt_categories.contains(&a.category);
-    let key_line_hit = entry.failure_chunk_or_key_line.as_deref().and_then(label_line).map(|label| {
-        a.excerpt.as_ref().is_some_and(|ex| ex.text.contains(&label))
-    });
+    let key_line_hit = entry
+        .failure_chunk_or_key_line
+        .as_deref()
+        .and_then(label_line)
+        .map(|label| a.excerpt.as_ref().is_some_and(|ex| ex.text.contains(&label)));
     let missing_tests: Vec<String> = entry
         .failing_tests
         .iter()
@@ -407,7 +409,8 @@ mod tests {
         let e = read_manifest(&manifest, dir.path()).unwrap_err().to_string();
         assert!(e.contains("m.jsonl:2: unknown variant `flaky`"), "{e}");
 
-        std::fs::write(&manifest, "{\"file\": \"b.log\", \"category\": \"test\"}\n").expect("write");
+        std::fs::write(&manifest, "{\"file\": \"b.log\", \"category\": \"test\"}\n")
+            .expect("write");
         let e = read_manifest(&manifest, dir.path()).unwrap_err().to_string();
         assert!(e.contains("m.jsonl:1: log file") && e.contains("b.log does not exist"), "{e}");
 

@@ -382,8 +382,11 @@ impl LineNormaliser {
         if text.starts_with("travis_") {
             text = self.sections.travis_markers(text);
         }
-        let text: Cow<'_, str> =
-            if memchr(b'^', text.as_bytes()).is_some() { strip_caret_sgr(text) } else { text.into() };
+        let text: Cow<'_, str> = if memchr(b'^', text.as_bytes()).is_some() {
+            strip_caret_sgr(text)
+        } else {
+            text.into()
+        };
         self.sections.observe(&text);
         on_line(LogLine {
             number: self.number,
@@ -489,7 +492,10 @@ fn strip_timestamp(text: &str) -> &str {
     }
     if at(p, b'Z') {
         p += 1;
-    } else if (at(p, b'+') || at(p, b'-')) && digits(p + 1, 2) && at(p + 3, b':') && digits(p + 4, 2)
+    } else if (at(p, b'+') || at(p, b'-'))
+        && digits(p + 1, 2)
+        && at(p + 3, b':')
+        && digits(p + 4, 2)
     {
         p += 6;
     } else {
