@@ -1,6 +1,6 @@
 //! Classifier throughput on one core: a generated 64 MiB Buildkite log with a realistic
-//! mix of lines, and the real ci-eval logs when `../shared/ci-eval` is present (skipped
-//! otherwise). Criterion reports MB/s (Throughput::Bytes).
+//! mix of lines, and the real ci-eval logs when `../shared/ci-eval` (or `$KITEFIX_CI_EVAL`)
+//! is present (skipped otherwise). Criterion reports MB/s (Throughput::Bytes).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -40,7 +40,10 @@ fn generated(c: &mut Criterion) {
 }
 
 fn ci_eval(c: &mut Criterion) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/ci-eval/logs");
+    let root = match std::env::var_os("KITEFIX_CI_EVAL") {
+        Some(dir) => Path::new(&dir).join("logs"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/ci-eval/logs"),
+    };
     let mut logs = Vec::new();
     for dir in std::fs::read_dir(&root).into_iter().flatten().flatten() {
         for file in std::fs::read_dir(dir.path()).into_iter().flatten().flatten() {

@@ -40,6 +40,8 @@ pub(crate) const RING_LINES: usize = 64;
 /// Longest line kept in an excerpt or a key line, in bytes; longer lines are cut at a
 /// character boundary so that excerpts stay readable and memory stays small.
 const MAX_KEPT_LINE: usize = 1000;
+/// Longest part of a line the rules look at, in bytes.
+const MATCH_PREFIX: usize = 2048;
 /// Caps on what one analysis lists.
 const MAX_TESTS: usize = 200;
 const MAX_LOCATIONS: usize = 50;
@@ -328,6 +330,10 @@ impl<'c> Session<'c> {
             self.follow_ups(number, text);
         }
 
+        // Rules see at most the first MATCH_PREFIX bytes of a line: tools print their
+        // failure at the start of a line, and minified bundles or base64 blobs of tens of
+        // kilobytes would otherwise cost more than the rest of the log.
+        let text = cap_at(text, MATCH_PREFIX);
         let view = match_view(text);
         // Which patterns can match: the prefilter's, deduplicated, in rule order.
         self.scratch.clear();
@@ -1040,10 +1046,15 @@ fn push_location(list: &mut Vec<(Category, Location)>, category: Category, loc: 
 }
 
 fn cap_line(text: &str) -> &str {
-    if text.len() <= MAX_KEPT_LINE {
+    cap_at(text, MAX_KEPT_LINE)
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn cap_at(text: &str, max: usize) -> &str {
+    if text.len() <= max {
         return text;
     }
-    let mut end = MAX_KEPT_LINE;
+    let mut end = max;
     while !text.is_char_boundary(end) {
         end -= 1;
     }

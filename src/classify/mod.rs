@@ -132,6 +132,13 @@ mod tests {
     }
 
     #[test]
+    fn a_log_classifier_can_cross_await_points() {
+        // The worker holds one across the awaits of an HTTP body stream.
+        fn assert_send<T: Send>() {}
+        assert_send::<LogClassifier<'static, 'static>>();
+    }
+
+    #[test]
     fn the_transform_sees_every_line_before_the_classifier() {
         let log = b"\x1b_bk;t=1\x07token=SECRET123\r\nerror[E0308]: mismatched types SECRET123\r\n";
         let redact: LineTransform<'_> = Box::new(|line: &str| {

@@ -24,7 +24,7 @@ use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 
 use super::{Format, load_classifier};
-use crate::classify::{Analysis, Category, JobMeta, classify_reader};
+use crate::classify::{Analysis, Category, Classifier, JobMeta, classify_reader};
 use crate::logs::normalise::LineNormaliser;
 
 /// Arguments of `kitefix eval`.
@@ -62,42 +62,68 @@ struct Entry {
 
 /// The outcome on one entry.
 #[derive(Debug, Clone, Serialize)]
-struct Outcome {
-    id: String,
-    file: String,
-    expected: Category,
-    alt_categories: Vec<Category>,
-    predicted: Category,
-    rule: String,
-    title: String,
-    key_line: Option<u64>,
-    strict: bool,
-    acceptable: bool,
-    /// `None` when the entry has no labelled key line.
-    key_line_hit: Option<bool>,
-    tests_expected: usize,
-    tests_found: usize,
-    missing_tests: Vec<String>,
+pub struct Outcome {
+    /// The entry's `id` (its `file` when it has none).
+    pub id: String,
+    /// The log, relative to the root.
+    pub file: String,
+    /// The labelled category.
+    pub expected: Category,
+    /// Other categories the label accepts.
+    pub alt_categories: Vec<Category>,
+    /// What the classifier said.
+    pub predicted: Category,
+    /// The rule that decided.
+    pub rule: String,
+    /// The analysis title.
+    pub title: String,
+    /// The analysis key line.
+    pub key_line: Option<u64>,
+    /// `predicted == expected`.
+    pub strict: bool,
+    /// `predicted` is `expected` or one of `alt_categories`.
+    pub acceptable: bool,
+    /// The labelled key line is in the excerpt; `None` when the entry has none.
+    pub key_line_hit: Option<bool>,
+    /// Labelled failing tests.
+    pub tests_expected: usize,
+    /// Labelled failing tests the analysis names.
+    pub tests_found: usize,
+    /// Labelled failing tests the analysis misses.
+    pub missing_tests: Vec<String>,
 }
 
-/// The figures over the whole manifest.
+/// The figures over the whole manifest (definitions in the module docs).
 #[derive(Debug, Clone, Serialize)]
-struct Report {
-    entries: usize,
-    strict_accuracy: f64,
-    acceptable_accuracy: f64,
-    macro_f1: f64,
-    key_line_hits: usize,
-    key_line_labelled: usize,
-    key_line_hit_rate: f64,
-    tests_found: usize,
-    tests_labelled: usize,
-    test_recall: f64,
-    bytes: u64,
-    seconds: f64,
+pub struct Report {
+    /// Entries scored.
+    pub entries: usize,
+    /// Share of entries whose category is the labelled one.
+    pub strict_accuracy: f64,
+    /// Share of entries whose category is the labelled one or an accepted alternative.
+    pub acceptable_accuracy: f64,
+    /// Mean F1 over the labelled categories.
+    pub macro_f1: f64,
+    /// Entries whose labelled key line is inside the excerpt.
+    pub key_line_hits: usize,
+    /// Entries with a labelled key line.
+    pub key_line_labelled: usize,
+    /// `key_line_hits / key_line_labelled`.
+    pub key_line_hit_rate: f64,
+    /// Labelled failing tests found.
+    pub tests_found: usize,
+    /// Labelled failing tests.
+    pub tests_labelled: usize,
+    /// `tests_found / tests_labelled`.
+    pub test_recall: f64,
+    /// Log bytes classified.
+    pub bytes: u64,
+    /// Time spent classifying.
+    pub seconds: f64,
     /// expected → predicted → count.
-    confusion: BTreeMap<Category, BTreeMap<Category, usize>>,
-    outcomes: Vec<Outcome>,
+    pub confusion: BTreeMap<Category, BTreeMap<Category, usize>>,
+    /// Every entry's outcome, in manifest order.
+    pub outcomes: Vec<Outcome>,
 }
 
 /// Runs `kitefix eval`.
@@ -107,9 +133,28 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         Some(r) => r.clone(),
         None => args.manifest.parent().map(Path::to_path_buf).unwrap_or_default(),
     };
-    let entries = read_manifest(&args.manifest, &root)?;
+    let report = evaluate(&classifier, &args.manifest, &root, std::io::stderr().is_terminal())?;
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        Format::Text => out.write_all(render_text(&report).as_bytes())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
-    let progress = if std::io::stderr().is_terminal() {
+/// Scores `classifier` on the manifest at `manifest`, whose `file` paths are relative to
+/// `root`; `progress` shows a progress bar on standard error.
+pub fn evaluate(
+    classifier: &Classifier,
+    manifest: &Path,
+    root: &Path,
+    progress: bool,
+) -> anyhow::Result<Report> {
+    let entries = read_manifest(manifest, root)?;
+    let bar = if progress {
         let bar = indicatif::ProgressBar::new(entries.len() as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
@@ -123,27 +168,17 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut bytes = 0u64;
     let mut outcomes = Vec::with_capacity(entries.len());
     for (entry, path) in &entries {
-        progress.set_message(entry.file.clone());
+        bar.set_message(entry.file.clone());
         let file = std::fs::File::open(path)
             .with_context(|| format!("cannot open log {}", path.display()))?;
         bytes += file.metadata().map(|m| m.len()).unwrap_or(0);
-        let analysis = classify_reader(&classifier, file, JobMeta::default(), None)
+        let analysis = classify_reader(classifier, file, JobMeta::default(), None)
             .with_context(|| format!("cannot read log {}", path.display()))?;
         outcomes.push(score(entry, &analysis));
-        progress.inc(1);
+        bar.inc(1);
     }
-    progress.finish_and_clear();
-    let report = summarise(outcomes, bytes, started.elapsed().as_secs_f64());
-
-    let mut out = std::io::stdout().lock();
-    match args.format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            writeln!(out)?;
-        }
-        Format::Text => out.write_all(render_text(&report).as_bytes())?,
-    }
-    Ok(ExitCode::SUCCESS)
+    bar.finish_and_clear();
+    Ok(summarise(outcomes, bytes, started.elapsed().as_secs_f64()))
 }
 
 /// Parses every line of the manifest and checks that each log exists, before any work,
