@@ -8,6 +8,7 @@
 
 pub mod buildkite;
 pub mod classify;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -1,0 +1,294 @@
+//! `kitefix analyze [--format text|json] [--exit-status N] [--signal-reason R] FILE|-`:
+//! classifies one log offline and prints the analysis.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use super::{Format, load_classifier};
+use crate::classify::{Analysis, Classifier, JobMeta, classify_reader};
+
+/// Arguments of `kitefix analyze`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AnalyzeArgs {
+    /// The raw log to classify; `-` reads standard input.
+    #[arg(value_name = "FILE|-")]
+    pub input: PathBuf,
+    /// `text` for a readable report, `json` for the analysis contract.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// The job's exit status, as the CI system reports it (137 = SIGKILL).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub exit_status: Option<i32>,
+    /// Buildkite's `signal_reason` for the job (`agent_stop`, `cancel`, …).
+    #[arg(long, value_name = "R")]
+    pub signal_reason: Option<String>,
+    /// Buildkite's job `state` when it says more than "failed" (`timed_out`).
+    #[arg(long, value_name = "STATE")]
+    pub job_state: Option<String>,
+    /// A folder of rule files (`*.toml`) replacing or adding to the built-in rules.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// Print every rule pattern as a POSIX extended regex, one per line, and exit (for
+    /// comparing with `grep -E -f`, see benches/classify-vs-grep.sh).
+    #[arg(long, hide = true)]
+    pub dump_patterns: bool,
+    /// Print the normalised lines (`number<TAB>section<TAB>text`) instead of classifying:
+    /// what the rules see.
+    #[arg(long, hide = true)]
+    pub dump_lines: bool,
+}
+
+/// Runs `kitefix analyze`.
+pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
+    let classifier = load_classifier(args.rules.as_deref())?;
+    if args.dump_patterns {
+        let mut out = std::io::stdout().lock();
+        let (patterns, skipped) = ere_patterns(&classifier);
+        for p in patterns {
+            writeln!(out, "{p}")?;
+        }
+        if skipped > 0 {
+            eprintln!("{skipped} patterns have no POSIX ERE equivalent and were left out");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.dump_lines {
+        return dump_lines(&args.input);
+    }
+    let meta = JobMeta {
+        exit_status: args.exit_status,
+        signal_reason: args.signal_reason.clone(),
+        state: args.job_state.clone(),
+    };
+    let analysis = if args.input.as_os_str() == "-" {
+        classify_reader(&classifier, std::io::stdin().lock(), meta, None)
+            .context("cannot read the log from standard input")?
+    } else {
+        let file = std::fs::File::open(&args.input)
+            .with_context(|| format!("cannot open {}", args.input.display()))?;
+        classify_reader(&classifier, file, meta, None)
+            .with_context(|| format!("cannot read {}", args.input.display()))?
+    };
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &analysis)?;
+            writeln!(out)?;
+        }
+        Format::Text => out.write_all(render_text(&analysis).as_bytes())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dump_lines(input: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use std::io::Read as _;
+    let mut reader: Box<dyn std::io::Read> = if input.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(
+            std::fs::File::open(input)
+                .with_context(|| format!("cannot open {}", input.display()))?,
+        )
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut normaliser = crate::logs::normalise::LineNormaliser::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut result = Ok(());
+    let mut print = |l: crate::logs::normalise::LogLine<'_>| {
+        if result.is_ok() {
+            result = writeln!(out, "{}\t{}\t{}", l.number, l.section.unwrap_or(""), l.text);
+        }
+    };
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        normaliser.push(&buf[..n], &mut print);
+    }
+    normaliser.finish(&mut print);
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The human report: verdict, the key line in its context, tests, locations.
+pub fn render_text(a: &Analysis) -> String {
+    let mut s = String::new();
+    let _ =
+        writeln!(s, "category:   {} (confidence {:.2}, rule {})", a.category, a.confidence, a.rule);
+    let _ = writeln!(s, "title:      {}", a.title);
+    match a.key_line {
+        Some(n) => {
+            let _ = writeln!(s, "key line:   {n}");
+        }
+        None => {
+            let _ = writeln!(s, "key line:   (none)");
+        }
+    }
+    if let Some(ex) = &a.excerpt {
+        let _ = writeln!(s, "\nlines {}-{}:", ex.start, ex.end);
+        let width = ex.end.to_string().len();
+        for (i, line) in ex.text.split('\n').enumerate() {
+            let n = ex.start + i as u64;
+            let mark = if Some(n) == a.key_line { '>' } else { ' ' };
+            let _ = writeln!(s, "{mark} {n:>width$} | {line}");
+        }
+    }
+    if !a.failing_tests.is_empty() {
+        let _ = writeln!(s, "\nfailing tests ({}):", a.failing_tests.len());
+        for t in &a.failing_tests {
+            let _ = writeln!(s, "  - {t}");
+        }
+    }
+    if !a.locations.is_empty() {
+        let _ = writeln!(s, "\nlocations:");
+        for l in &a.locations {
+            let col = l.column.map(|c| format!(":{c}")).unwrap_or_default();
+            let _ = writeln!(s, "  - {}:{}{col}  {}", l.path, l.line, l.message);
+        }
+    }
+    if !a.secondary.is_empty() {
+        let _ = writeln!(s, "\nalso seen:");
+        for x in &a.secondary {
+            let at = x.key_line.map(|n| format!(" at line {n}")).unwrap_or_default();
+            let _ = writeln!(s, "  - {} ({}){at}", x.category, x.rule);
+        }
+    }
+    s
+}
+
+/// Every rule pattern translated to POSIX ERE (GNU grep dialect), and how many could not
+/// be translated.
+pub fn ere_patterns(classifier: &Classifier) -> (Vec<String>, usize) {
+    let mut out = Vec::new();
+    let mut skipped = 0;
+    for rule in classifier.rules() {
+        for p in rule.patterns() {
+            match to_ere(p) {
+                Some(e) => out.push(e),
+                None => skipped += 1,
+            }
+        }
+    }
+    (out, skipped)
+}
+
+/// Translates the subset of Rust regex syntax the rules use into GNU ERE: named and
+/// non-capturing groups become plain groups, Perl classes become POSIX ones, a leading
+/// `(?i)` is dropped (GNU grep has no inline flags; the timing is what is compared).
+fn to_ere(pattern: &str) -> Option<String> {
+    let pattern = pattern.strip_prefix("(?i)").unwrap_or(pattern);
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let n = chars.next()?;
+                let (outside, inside) = match n {
+                    'd' => ("[0-9]", "0-9"),
+                    'D' => ("[^0-9]", ""),
+                    's' => ("[[:space:]]", "[:space:]"),
+                    'S' => ("[^[:space:]]", ""),
+                    'w' => ("[[:alnum:]_]", "[:alnum:]_"),
+                    'W' => ("[^[:alnum:]_]", ""),
+                    'b' => ("\\b", ""),
+                    't' => ("\t", "\t"),
+                    _ => ("", ""),
+                };
+                if in_class {
+                    if !inside.is_empty() {
+                        out.push_str(inside);
+                    } else if "dDsSwWb".contains(n) {
+                        return None;
+                    } else {
+                        // Escaped punctuation inside a bracket expression is literal.
+                        if n == ']' || n == '[' || n == '\\' || n == '^' || n == '-' {
+                            return None;
+                        }
+                        out.push(n);
+                    }
+                } else if !outside.is_empty() {
+                    out.push_str(outside);
+                } else if n.is_ascii_alphanumeric() {
+                    return None;
+                } else {
+                    out.push('\\');
+                    out.push(n);
+                }
+            }
+            '(' if !in_class && chars.peek() == Some(&'?') => {
+                chars.next();
+                match chars.next()? {
+                    ':' => out.push('('),
+                    'P' => {
+                        if chars.next()? != '<' {
+                            return None;
+                        }
+                        for c in chars.by_ref() {
+                            if c == '>' {
+                                break;
+                            }
+                        }
+                        out.push('(');
+                    }
+                    _ => return None,
+                }
+            }
+            '[' if !in_class => {
+                in_class = true;
+                out.push('[');
+                if chars.peek() == Some(&'^') {
+                    out.push(chars.next()?);
+                }
+                if chars.peek() == Some(&']') {
+                    out.push(chars.next()?);
+                }
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(']');
+            }
+            _ => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn translates_rust_syntax_to_ere() {
+        assert_eq!(
+            to_ere(r"^(?P<path>[^:\s]+):(?P<line>\d+): (?:error|fatal)\b").as_deref(),
+            Some(r"^([^:[:space:]]+):([0-9]+): (error|fatal)\b")
+        );
+        assert_eq!(to_ere(r"(?i)out of memory").as_deref(), Some("out of memory"));
+        assert_eq!(to_ere(r"a(?=b)"), None);
+    }
+
+    #[test]
+    fn text_report_marks_the_key_line() {
+        let a = Analysis {
+            category: crate::classify::Category::Test,
+            confidence: 0.9,
+            rule: "r".into(),
+            title: "t".into(),
+            key_line: Some(11),
+            excerpt: Some(crate::classify::Excerpt { start: 10, end: 12, text: "a\nb\nc".into() }),
+            failing_tests: vec!["x::y".into()],
+            locations: vec![],
+            secondary: vec![],
+        };
+        let text = render_text(&a);
+        assert!(text.contains("> 11 | b"), "{text}");
+        assert!(text.contains("  10 | a"), "{text}");
+        assert!(text.contains("  - x::y"), "{text}");
+    }
+}
