@@ -26,6 +26,10 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Role::All)]
         role: Role,
     },
+    /// Classify one job log offline and print the analysis.
+    Analyze(kitefix::cli::analyze::AnalyzeArgs),
+    /// Score the classifier on a labelled manifest (see ci-eval/).
+    Eval(kitefix::cli::eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,7 +40,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, role } => serve(config, role),
+        Command::Analyze(args) => report(kitefix::cli::analyze::run(args)),
+        Command::Eval(args) => report(kitefix::cli::eval::run(args)),
     }
+}
+
+/// Prints a command's error (with its causes) and turns it into exit status 1.
+fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
+    result.unwrap_or_else(|e| {
+        eprintln!("kitefix: {e:#}");
+        ExitCode::FAILURE
+    })
 }
 
 fn serve(config: Option<PathBuf>, role: Role) -> ExitCode {

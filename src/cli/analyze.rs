@@ -10,6 +10,7 @@ use anyhow::Context as _;
 
 use super::{Format, load_classifier};
 use crate::classify::{Analysis, Classifier, JobMeta, classify_reader};
+use crate::logs::redact::Redactor;
 
 /// Arguments of `kitefix analyze`.
 #[derive(Debug, Clone, clap::Args)]
@@ -65,12 +66,12 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         state: args.job_state.clone(),
     };
     let analysis = if args.input.as_os_str() == "-" {
-        classify_reader(&classifier, std::io::stdin().lock(), meta, None)
+        classify_reader(&classifier, std::io::stdin().lock(), meta, Some(redactor()))
             .context("cannot read the log from standard input")?
     } else {
         let file = std::fs::File::open(&args.input)
             .with_context(|| format!("cannot open {}", args.input.display()))?;
-        classify_reader(&classifier, file, meta, None)
+        classify_reader(&classifier, file, meta, Some(redactor()))
             .with_context(|| format!("cannot read {}", args.input.display()))?
     };
     let mut out = std::io::stdout().lock();
@@ -291,4 +292,9 @@ mod tests {
         assert!(text.contains("  10 | a"), "{text}");
         assert!(text.contains("  - x::y"), "{text}");
     }
+}
+
+/// Offline there is no job env to redact by value; secret-shaped strings still go.
+fn redactor() -> crate::classify::LineTransform<'static> {
+    Redactor::patterns_only().line_redactor().into_transform()
 }

@@ -370,6 +370,12 @@ struct KeyBlock {
 }
 
 impl LineRedactor {
+    /// This redactor as the classifier's per-line transform, so every line is redacted
+    /// before the classifier keeps any of it for an excerpt, a title or a test name.
+    pub fn into_transform(mut self) -> crate::classify::LineTransform<'static> {
+        Box::new(move |line| self.redact_line(line))
+    }
+
     /// Redacts a batch of complete lines (`\n`-separated) that continue this log, the same
     /// as [`redact_line`](Self::redact_line) on each but faster: one scan jumps from
     /// trigger to trigger, skipping clean lines without a call per line.

@@ -92,3 +92,35 @@ async fn serve_logs_json_with_the_build_id_and_stops_on_sigterm() {
         "the embedded default keeps its state in ./kitefix.db"
     );
 }
+
+/// `kitefix analyze` reads a log, prints the contract JSON, and never prints a secret
+/// that was in the log.
+#[test]
+fn analyze_prints_the_contract_json_redacted() {
+    use std::io::Write;
+    let log = "\u{1b}_bk;t=1700000000000\u{7}--- :rust: cargo test\r\n\
+               export GITHUB_TOKEN=ghp_abcdefghijklmnopqrstuvwxyz0123456789\r\n\
+               \u{1b}[31merror[E0425]\u{1b}[0m: cannot find value `x` in this scope\r\n\
+               \x20 --> src/lib.rs:10:5\r\n\
+               error: could not compile `demo` (lib) due to 1 previous error\r\n\
+               \u{1b}[31m🚨 Error: The command exited with status 101\u{1b}[0m\r\n";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kitefix"))
+        .args(["analyze", "--format", "json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(log.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(!text.contains("ghp_abcdefghijklmnopqrstuvwxyz0123456789"), "{text}");
+    let analysis: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(analysis["category"], "compile");
+    assert_eq!(analysis["key_line"], 3, "the compiler error, not the wrapper line");
+    assert_eq!(analysis["locations"][0]["path"], "src/lib.rs");
+    assert_eq!(analysis["locations"][0]["line"], 10);
+    let excerpt = analysis["excerpt"]["text"].as_str().unwrap();
+    assert!(!excerpt.contains('\u{1b}'), "excerpts are ANSI-free");
+}

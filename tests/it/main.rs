@@ -6,6 +6,8 @@ mod helpers;
 
 mod buildkite_api;
 mod buildkite_log_stream;
+mod ci_eval;
+mod classify_fixtures;
 mod cli;
 mod config_errors;
 mod embedded_queue;

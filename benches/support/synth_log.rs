@@ -4,7 +4,7 @@
 
 use std::io::Write as _;
 
-#[path = "../benches/support/synth.rs"]
+#[path = "synth.rs"]
 mod synth;
 
 fn main() -> std::io::Result<()> {
