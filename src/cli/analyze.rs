@@ -260,6 +260,11 @@ fn to_ere(pattern: &str) -> Option<String> {
     Some(out)
 }
 
+/// Offline there is no job env to redact by value; secret-shaped strings still go.
+fn redactor() -> crate::classify::LineTransform<'static> {
+    Redactor::patterns_only().line_redactor().into_transform()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,9 +297,4 @@ mod tests {
         assert!(text.contains("  10 | a"), "{text}");
         assert!(text.contains("  - x::y"), "{text}");
     }
-}
-
-/// Offline there is no job env to redact by value; secret-shaped strings still go.
-fn redactor() -> crate::classify::LineTransform<'static> {
-    Redactor::patterns_only().line_redactor().into_transform()
 }
