@@ -23,5 +23,6 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod tokens;
 pub mod webhook;
 pub mod worker;
