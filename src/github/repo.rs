@@ -112,6 +112,11 @@ impl GitHubHost {
         Self("github.com".to_owned())
     }
 
+    /// A web host named in configuration (`github.web_host`).
+    pub fn new(host: &str) -> Self {
+        Self(host.trim().to_ascii_lowercase())
+    }
+
     /// The web host that goes with an API base URL: `https://api.github.com` → `github.com`,
     /// `https://api.acme.ghe.com` → `acme.ghe.com` (GitHub Enterprise Cloud with data
     /// residency), `https://ghe.example.com/api/v3` → `ghe.example.com` (GitHub Enterprise
