@@ -23,6 +23,8 @@ pub struct Metrics {
     pub builds: IntCounterVec,
     /// Seconds a worker spent on one build, by outcome.
     pub build_seconds: HistogramVec,
+    /// Failed jobs analysed, by the category the classifier gave.
+    pub jobs_analysed: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -91,6 +93,12 @@ impl Metrics {
                 "Time a worker spent on one build.",
                 &["outcome"],
                 vec![0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0],
+            ),
+            jobs_analysed: counter(
+                &registry,
+                "kitefix_jobs_analysed_total",
+                "Failed jobs analysed, by failure category.",
+                &["category"],
             ),
             registry,
         }

@@ -10,7 +10,10 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use crate::buildkite::{BuildkiteClient, BuildkiteMetrics, ClientOptions};
+use crate::classify::Classifier;
 use crate::config::{QueueKind, Settings};
+use crate::github::{GitHubAppConfig, GitHubClient, GitHubHost, GitHubMetrics, GitHubReporter};
 use crate::intake::Intake;
 use crate::metrics::Metrics;
 use crate::queue::Queue;
@@ -19,7 +22,8 @@ use crate::queue::rabbitmq::{RabbitMqOptions, RabbitMqQueue};
 use crate::routes;
 use crate::state::AppState;
 use crate::store::Store;
-use crate::worker::{Processor, RecordOnly, Worker};
+use crate::tokens::ConfigToken;
+use crate::worker::{Pipeline, Processor, Reporter, Worker};
 
 /// Which parts run in this process (`serve --role`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -53,17 +57,25 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects the store and queue and binds the listener (`server.bind`; port 0 picks
-    /// a free port, which the tests use).
+    /// Connects the store and queue, builds the worker's pipeline and binds the listener
+    /// (`server.bind`; port 0 picks a free port, which the tests use).
     pub async fn build(settings: Settings, role: Role) -> anyhow::Result<Self> {
-        Self::build_with_processor(settings, role, Arc::new(RecordOnly)).await
+        Self::build_inner(settings, role, None).await
     }
 
-    /// As `build`, with the worker's pipeline given by the caller.
+    /// As `build`, with the worker's pipeline given by the caller (tests).
     pub async fn build_with_processor(
         settings: Settings,
         role: Role,
         processor: Arc<dyn Processor>,
+    ) -> anyhow::Result<Self> {
+        Self::build_inner(settings, role, Some(processor)).await
+    }
+
+    async fn build_inner(
+        settings: Settings,
+        role: Role,
+        processor: Option<Arc<dyn Processor>>,
     ) -> anyhow::Result<Self> {
         let metrics = Metrics::new();
         let store = Store::connect(&settings.store.url, settings.store.max_connections)
@@ -84,14 +96,22 @@ impl Application {
             })),
         };
         let intake = Intake::new(store.clone(), queue.clone(), metrics.clone());
-        let worker = role.works().then(|| Worker {
-            queue: queue.clone(),
-            store: store.clone(),
-            metrics: metrics.clone(),
-            processor,
-            concurrency: settings.worker.concurrency,
-            build_timeout: Duration::from_secs(settings.worker.build_timeout_secs),
-        });
+        let worker = if role.works() {
+            let processor = match processor {
+                Some(p) => p,
+                None => Arc::new(pipeline(&settings, &store, &metrics)?),
+            };
+            Some(Worker {
+                queue: queue.clone(),
+                store: store.clone(),
+                metrics: metrics.clone(),
+                processor,
+                concurrency: settings.worker.concurrency,
+                build_timeout: Duration::from_secs(settings.worker.build_timeout_secs),
+            })
+        } else {
+            None
+        };
 
         let listener = TcpListener::bind(settings.server.bind)
             .with_context(|| format!("server.bind: cannot listen on {}", settings.server.bind))?;
@@ -138,6 +158,52 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The worker's real pipeline: Buildkite client, classifier, GitHub (or dry-run).
+fn pipeline(settings: &Settings, store: &Store, metrics: &Metrics) -> anyhow::Result<Pipeline> {
+    let buildkite =
+        BuildkiteClient::new(settings.buildkite.api_url.clone(), ClientOptions::default())
+            .context("buildkite.api_url")?
+            .with_metrics(BuildkiteMetrics::register(metrics.registry())?);
+    let classifier = match &settings.classifier.rules_dir {
+        Some(dir) => Classifier::with_user_rules(dir).context("classifier.rules_dir")?,
+        None => Classifier::embedded().context("built-in classifier rules")?,
+    };
+    let github_host = match &settings.github.web_host {
+        Some(host) => GitHubHost::new(host),
+        None => GitHubHost::from_api_url(&settings.github.api_url)
+            .unwrap_or_else(GitHubHost::github_com),
+    };
+    let reporter = match &settings.github.app {
+        Some(app) => {
+            let config = GitHubAppConfig::from_key_file(
+                settings.github.api_url.clone(),
+                app.app_id,
+                &app.private_key_path,
+            )
+            .context("github.private_key_path")?;
+            let client = GitHubClient::new(&config, GitHubMetrics::register(metrics.registry())?)
+                .context("github")?;
+            Reporter::GitHub(GitHubReporter::new(Arc::new(client)))
+        }
+        None => {
+            tracing::info!(
+                "no GitHub App configured (github.app_id): dry-run, check runs are stored, not posted"
+            );
+            Reporter::DryRun
+        }
+    };
+    Ok(Pipeline {
+        buildkite,
+        tokens: Arc::new(ConfigToken(settings.buildkite.token.clone())),
+        classifier: Arc::new(classifier),
+        reporter,
+        github_host,
+        store: store.clone(),
+        metrics: metrics.clone(),
+        jobs_at_once: settings.worker.jobs_per_build,
+    })
 }
 
 fn run_http(

@@ -31,6 +31,7 @@ pub struct Settings {
     pub queue: QueueSettings,
     pub store: StoreSettings,
     pub worker: WorkerSettings,
+    pub classifier: ClassifierSettings,
     pub buildkite: BuildkiteSettings,
     pub github: GitHubSettings,
     pub admin: AdminSettings,
@@ -81,6 +82,13 @@ pub struct StoreSettings {
 pub struct WorkerSettings {
     pub concurrency: usize,
     pub build_timeout_secs: u64,
+    pub jobs_per_build: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClassifierSettings {
+    /// A folder of user rule files layered over the built-in rules.
+    pub rules_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +100,9 @@ pub struct BuildkiteSettings {
 #[derive(Debug, Clone)]
 pub struct GitHubSettings {
     pub api_url: Url,
+    /// The web host pipelines' git URLs must name (`github.web_host`); `None` derives it
+    /// from `api_url`.
+    pub web_host: Option<String>,
     /// `Some` when a GitHub App is configured; `None` runs GitHub in dry-run.
     pub app: Option<GitHubApp>,
 }
@@ -224,6 +235,7 @@ struct RawSettings {
     queue: RawQueue,
     store: RawStore,
     worker: RawWorker,
+    classifier: RawClassifier,
     buildkite: RawBuildkite,
     github: RawGitHub,
     admin: RawAdmin,
@@ -271,6 +283,13 @@ struct RawStore {
 struct RawWorker {
     concurrency: usize,
     build_timeout_secs: u64,
+    jobs_per_build: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClassifier {
+    rules_dir: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -285,6 +304,7 @@ struct RawBuildkite {
 #[serde(deny_unknown_fields)]
 struct RawGitHub {
     api_url: String,
+    web_host: Option<String>,
     app_id: Option<u64>,
     private_key_path: Option<PathBuf>,
 }
@@ -425,6 +445,12 @@ impl RawSettings {
         c.at_least("store.max_connections", self.store.max_connections, 1);
         c.at_least("worker.concurrency", self.worker.concurrency, 1);
         c.at_least("worker.build_timeout_secs", self.worker.build_timeout_secs, 1);
+        c.at_least("worker.jobs_per_build", self.worker.jobs_per_build, 1);
+        if let Some(dir) = &self.classifier.rules_dir
+            && !dir.is_dir()
+        {
+            c.problem("classifier.rules_dir", format!("`{}` is not a folder", dir.display()));
+        }
         if self.worker.build_timeout_secs >= self.queue.visibility_timeout_secs {
             c.problem(
                 "worker.build_timeout_secs",
@@ -436,6 +462,15 @@ impl RawSettings {
         let buildkite_token =
             c.secret("buildkite.token", self.buildkite.token, self.buildkite.token_file);
         let github_api = c.http_url("github.api_url", &self.github.api_url);
+        let web_host = self.github.web_host.map(|h| h.trim().to_ascii_lowercase());
+        if let Some(h) = &web_host
+            && (h.is_empty() || url::Host::parse(h).is_err() || h.contains(['/', ':', '@']))
+        {
+            c.problem(
+                "github.web_host",
+                format!("`{h}` is not a host name; set it to the host in your repositories' git URLs, e.g. `ghe.example.com`"),
+            );
+        }
         let app = match (self.github.app_id, self.github.private_key_path) {
             (Some(app_id), Some(path)) => {
                 if !path.is_file() {
@@ -501,12 +536,14 @@ impl RawSettings {
             worker: WorkerSettings {
                 concurrency: self.worker.concurrency,
                 build_timeout_secs: self.worker.build_timeout_secs,
+                jobs_per_build: self.worker.jobs_per_build,
             },
+            classifier: ClassifierSettings { rules_dir: self.classifier.rules_dir },
             buildkite: BuildkiteSettings {
                 api_url: buildkite_api.expect("checked above"),
                 token: buildkite_token,
             },
-            github: GitHubSettings { api_url: github_api.expect("checked above"), app },
+            github: GitHubSettings { api_url: github_api.expect("checked above"), web_host, app },
             admin: AdminSettings { token: admin_token },
             security: SecuritySettings { encryption_key_file: self.security.encryption_key_file },
             log: LogSettings { format: self.log.format, level: self.log.level },

@@ -232,6 +232,67 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps what the worker found (the report) and what it posted or, in dry-run, would
+    /// have posted (the check run body). Both are redacted before they get here.
+    #[tracing::instrument(name = "store.save_report", skip_all, fields(dedupe_key = %key))]
+    pub async fn save_report(
+        &self,
+        key: &DedupeKey,
+        report: &crate::report::BuildReport,
+        check_run: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let report =
+            serde_json::to_string(report).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let check_run = check_run.map(serde_json::Value::to_string);
+        with_pool!(self.db(), pool => {
+            sqlx::query("UPDATE builds SET report = $1, check_run = $2, updated_at = $3 WHERE dedupe_key = $4")
+                .bind(report)
+                .bind(check_run)
+                .bind(now_millis())
+                .bind(key.as_str())
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Remembers the check run posted for a build, so processing it again (a redelivery,
+    /// or the same build finishing again after a retry) updates that run.
+    #[tracing::instrument(name = "store.record_check_run", skip_all, fields(dedupe_key = %key, check_run_id = id))]
+    pub async fn record_check_run(
+        &self,
+        key: &DedupeKey,
+        id: i64,
+        url: Option<&str>,
+    ) -> Result<(), StoreError> {
+        with_pool!(self.db(), pool => {
+            sqlx::query("UPDATE builds SET check_run_id = $1, check_run_url = $2, updated_at = $3 WHERE dedupe_key = $4")
+                .bind(id)
+                .bind(url)
+                .bind(now_millis())
+                .bind(key.as_str())
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// The check run already posted for this Buildkite build, by any of its deliveries.
+    pub async fn known_check_run_id(&self, build_id: &str) -> Result<Option<i64>, StoreError> {
+        let row: Option<(i64,)> = with_pool!(self.db(), pool => {
+            sqlx::query_as(
+                "SELECT check_run_id FROM builds WHERE build_id = $1 AND check_run_id IS NOT NULL \
+                 ORDER BY updated_at DESC LIMIT 1",
+            )
+            .bind(build_id)
+            .fetch_optional(pool)
+            .await
+        })?;
+        Ok(row.map(|(id,)| id))
+    }
+
     pub async fn build_state(&self, key: &DedupeKey) -> Result<Option<BuildState>, StoreError> {
         let row: Option<(String,)> = with_pool!(self.db(), pool => {
             sqlx::query_as("SELECT state FROM builds WHERE dedupe_key = $1")

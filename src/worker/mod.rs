@@ -6,6 +6,7 @@
 //! delivery is acked only after its outcome is in the store, so a crash at any point
 //! means the build is delivered again, never lost; the steps are idempotent for that.
 
+mod pipeline;
 mod processor;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+pub use pipeline::{Pipeline, Reporter};
 pub use processor::{Outcome, Processor, RecordOnly};
 
 use crate::metrics::Metrics;

@@ -66,7 +66,7 @@ pub async fn retries_then_succeeds(store: StoreKind, queue: QueueKind) {
     let app = spawn_app_with(TestConfig {
         store,
         queue,
-        processor: processor.clone(),
+        processor: Some(processor.clone()),
         ..Default::default()
     })
     .await;
@@ -109,7 +109,7 @@ pub async fn gives_up_after_max_attempts(store: StoreKind, queue: QueueKind) {
     let app = spawn_app_with(TestConfig {
         store,
         queue,
-        processor: processor.clone(),
+        processor: Some(processor.clone()),
         overrides: vec![("queue.max_attempts", json!(3))],
         ..Default::default()
     })

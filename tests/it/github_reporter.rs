@@ -3,147 +3,20 @@
 //! `@octokit/openapi`), and every request body kitefix sends validated against GitHub's
 //! published request schema for that operation.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use kitefix::classify::{Analysis, Category, Excerpt, Location};
 use kitefix::github::{
-    CHECK_RUN_NAME, Conclusion, GitHubAppConfig, GitHubClient, GitHubError, GitHubMetrics,
-    GitHubReporter,
+    Conclusion, GitHubAppConfig, GitHubClient, GitHubError, GitHubMetrics, GitHubReporter,
 };
 use kitefix::report::{BuildRef, BuildReport, JobRef, JobReport};
 use serde_json::{Value, json};
-use wiremock::matchers::{header, method, path, path_regex, query_param};
+use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-const APP_ID: u64 = 4242;
-const SHA: &str = "ce587453ced02b1526dfb4cb910479d431683101";
-const BUILD_ID: &str = "0190c0de-1111-7000-8000-000000000042";
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/github");
-/// The token in GitHub's `installation-token` example.
-const EXAMPLE_TOKEN: &str = "ghs_16C7e42F292c6912E7710c838347Ae178B4a";
-
-static OPENAPI: LazyLock<Value> = LazyLock::new(|| {
-    let text = std::fs::read_to_string(format!("{FIXTURES}/openapi-subset.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-});
-
-fn example(name: &str) -> Value {
-    OPENAPI["examples"][name].clone()
-}
-
-/// Fails the test when `body` breaks GitHub's schema for `operation` (a `requests` or
-/// `responses` entry of the fixture).
-fn assert_matches_schema(kind: &str, operation: &str, body: &Value) {
-    let mut schema = OPENAPI[kind][operation].clone();
-    assert!(schema.is_object(), "no {kind} schema for {operation}");
-    schema["$defs"] = OPENAPI["$defs"].clone();
-    let validator = jsonschema::validator_for(&schema).expect("GitHub's schema compiles");
-    let errors: Vec<String> =
-        validator.iter_errors(body).map(|e| format!("{e} at {}", e.instance_path)).collect();
-    assert!(errors.is_empty(), "{operation} {kind} body breaks GitHub's schema: {errors:#?}");
-}
-
-/// GitHub's example installation token, with an `expires_at` in the future (the example's
-/// is in 2016, which would make every request mint a new token).
-fn token_body(token: &str) -> Value {
-    let mut body = example("installation-token");
-    body["token"] = json!(token);
-    body["expires_at"] = json!((chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339());
-    body
-}
-
-/// A stateful stand-in for GitHub's check runs: creates, updates (appending annotations,
-/// as GitHub does) and lists runs, answering with GitHub's example run as the template.
-#[derive(Default)]
-struct FakeChecks {
-    runs: Mutex<Vec<Value>>,
-}
-
-impl FakeChecks {
-    fn runs(&self) -> Vec<Value> {
-        self.runs.lock().unwrap().clone()
-    }
-
-    fn apply(run: &mut Value, body: &Value) {
-        for field in ["name", "details_url", "external_id", "status", "conclusion"] {
-            if let Some(v) = body.get(field) {
-                run[field] = v.clone();
-            }
-        }
-        if let Some(output) = body.get("output") {
-            for field in ["title", "summary", "text"] {
-                run["output"][field] = output.get(field).cloned().unwrap_or(Value::Null);
-            }
-            let added = output.get("annotations").and_then(Value::as_array).map_or(0, Vec::len);
-            let before = run["output"]["annotations_count"].as_u64().unwrap_or(0);
-            run["output"]["annotations_count"] = json!(before + added as u64);
-            let mut all = run["annotations"].as_array().cloned().unwrap_or_default();
-            all.extend(
-                output.get("annotations").and_then(Value::as_array).cloned().unwrap_or_default(),
-            );
-            run["annotations"] = Value::Array(all);
-        }
-    }
-}
-
-struct CreateRun(Arc<FakeChecks>);
-impl Respond for CreateRun {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let body: Value = request.body_json().unwrap();
-        let mut runs = self.0.runs.lock().unwrap();
-        let id = 4 + runs.len() as u64;
-        let mut run = example("check-run-example-of-completed-conclusion");
-        run["id"] = json!(id);
-        run["html_url"] = json!(format!("https://github.com/acme/web/runs/{id}"));
-        run["head_sha"] = body["head_sha"].clone();
-        run["output"]["annotations_count"] = json!(0);
-        FakeChecks::apply(&mut run, &body);
-        runs.push(run.clone());
-        run.as_object_mut().unwrap().remove("annotations");
-        ResponseTemplate::new(201).set_body_json(run)
-    }
-}
-
-struct UpdateRun(Arc<FakeChecks>);
-impl Respond for UpdateRun {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let id: u64 = request.url.path().rsplit('/').next().unwrap().parse().unwrap();
-        let body: Value = request.body_json().unwrap();
-        let mut runs = self.0.runs.lock().unwrap();
-        match runs.iter_mut().find(|r| r["id"] == json!(id)) {
-            Some(run) => {
-                FakeChecks::apply(run, &body);
-                let mut answer = run.clone();
-                answer.as_object_mut().unwrap().remove("annotations");
-                ResponseTemplate::new(200).set_body_json(answer)
-            }
-            None => ResponseTemplate::new(404).set_body_json(json!({
-                "message": "Not Found",
-                "documentation_url": "https://docs.github.com/rest/checks/runs#update-a-check-run",
-                "status": "404"
-            })),
-        }
-    }
-}
-
-struct ListRuns(Arc<FakeChecks>);
-impl Respond for ListRuns {
-    fn respond(&self, _request: &Request) -> ResponseTemplate {
-        let runs: Vec<Value> = self
-            .0
-            .runs()
-            .into_iter()
-            .map(|mut r| {
-                r.as_object_mut().unwrap().remove("annotations");
-                r
-            })
-            .collect();
-        ResponseTemplate::new(200)
-            .set_body_json(json!({"total_count": runs.len(), "check_runs": runs}))
-    }
-}
+use crate::stubs::github::*;
 
 struct Harness {
     server: MockServer,
@@ -156,16 +29,7 @@ impl Harness {
     /// GitHub with the App installed on acme/web (installation 1, GitHub's example).
     async fn start() -> Self {
         let harness = Self::bare(Duration::from_secs(10)).await;
-        Mock::given(method("GET"))
-            .and(path("/repos/acme/web/installation"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(example("installation")))
-            .mount(&harness.server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/app/installations/1/access_tokens"))
-            .respond_with(ResponseTemplate::new(201).set_body_json(token_body(EXAMPLE_TOKEN)))
-            .mount(&harness.server)
-            .await;
+        mount_app(&harness.server, "acme/web").await;
         harness
     }
 
@@ -191,26 +55,7 @@ impl Harness {
 
     /// Mounts the stateful check-run endpoints.
     async fn with_checks(self) -> Self {
-        Mock::given(method("POST"))
-            .and(path("/repos/acme/web/check-runs"))
-            .and(header("authorization", format!("Bearer {EXAMPLE_TOKEN}").as_str()))
-            .respond_with(CreateRun(self.checks.clone()))
-            .mount(&self.server)
-            .await;
-        Mock::given(method("PATCH"))
-            .and(path_regex(r"^/repos/acme/web/check-runs/\d+$"))
-            .and(header("authorization", format!("Bearer {EXAMPLE_TOKEN}").as_str()))
-            .respond_with(UpdateRun(self.checks.clone()))
-            .mount(&self.server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path(format!("/repos/acme/web/commits/{SHA}/check-runs")))
-            .and(query_param("check_name", CHECK_RUN_NAME))
-            .and(query_param("filter", "all"))
-            .and(query_param("app_id", APP_ID.to_string()))
-            .respond_with(ListRuns(self.checks.clone()))
-            .mount(&self.server)
-            .await;
+        mount_checks(&self.server, &self.checks, "acme/web", SHA).await;
         self
     }
 
@@ -226,12 +71,7 @@ impl Harness {
 
     /// Checks every check-run body sent so far against GitHub's request schemas.
     async fn assert_bodies_match_schemas(&self) {
-        for r in self.requests("POST", "/repos/acme/web/check-runs").await {
-            assert_matches_schema("requests", "checks/create", &r.body_json().unwrap());
-        }
-        for r in self.requests("PATCH", "/repos/acme/web/check-runs/").await {
-            assert_matches_schema("requests", "checks/update", &r.body_json().unwrap());
-        }
+        assert_check_run_bodies_match_schemas(&self.server, "acme/web").await;
     }
 
     fn requests_metric(&self, endpoint: &str, status: &str) -> u64 {

@@ -85,7 +85,8 @@ pub struct TestConfig {
     pub queue: QueueKind,
     pub role: Role,
     pub webhook_token: Option<String>,
-    pub processor: Arc<dyn Processor>,
+    /// The worker's pipeline; `None` runs the real one (Buildkite, classifier, GitHub).
+    pub processor: Option<Arc<dyn Processor>>,
     /// Extra `key = value` settings, applied last.
     pub overrides: Vec<(&'static str, Value)>,
     /// Reuse this app's SQLite file / database / queue prefix (restart tests).
@@ -99,7 +100,7 @@ impl Default for TestConfig {
             queue: QueueKind::Embedded,
             role: Role::All,
             webhook_token: Some(WEBHOOK_TOKEN.into()),
-            processor: Arc::new(RecordOnly),
+            processor: Some(Arc::new(RecordOnly)),
             overrides: vec![],
             reuse: None,
         }
@@ -203,9 +204,13 @@ pub async fn spawn_app_with(config: TestConfig) -> TestApp {
         figment = figment.merge(Serialized::default(key, value));
     }
     let settings = Settings::from_figment(figment).expect("test settings are valid");
-    let app = Application::build_with_processor(settings.clone(), config.role, config.processor)
-        .await
-        .expect("app builds");
+    let app = match config.processor {
+        Some(processor) => {
+            Application::build_with_processor(settings, config.role, processor).await
+        }
+        None => Application::build(settings, config.role).await,
+    }
+    .expect("app builds");
     let port = app.port();
     let store = app.state().store.clone();
     let shutdown = app.shutdown_token();

@@ -3,6 +3,7 @@
 //! against real SQLite, PostgreSQL and RabbitMQ.
 
 mod helpers;
+mod stubs;
 
 mod buildkite_api;
 mod buildkite_log_stream;
@@ -12,6 +13,7 @@ mod cli;
 mod config_errors;
 mod embedded_queue;
 mod github_reporter;
+mod pipeline;
 mod rabbitmq_queue;
 mod shutdown;
 mod store_suite;

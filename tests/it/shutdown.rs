@@ -16,7 +16,8 @@ fn done() -> Outcome {
 async fn a_build_in_flight_is_finished_before_the_process_exits() {
     let processor = Scripted::slow(vec![done()], Duration::from_millis(1500));
     let app =
-        spawn_app_with(TestConfig { processor: processor.clone(), ..Default::default() }).await;
+        spawn_app_with(TestConfig { processor: Some(processor.clone()), ..Default::default() })
+            .await;
     let payload = failed_build(1);
     app.post_signed("build.finished", payload.to_string().as_bytes()).await;
     assert!(app.eventually(Duration::from_secs(5), || async { processor.calls() == 1 }).await);
@@ -48,7 +49,7 @@ async fn a_build_in_flight_is_finished_before_the_process_exits() {
 async fn a_build_unfinished_at_the_deadline_is_not_acked_and_comes_back() {
     let slow = Scripted::slow(vec![done()], Duration::from_secs(30));
     let app = spawn_app_with(TestConfig {
-        processor: slow.clone(),
+        processor: Some(slow.clone()),
         overrides: vec![
             ("server.shutdown_grace_secs", json!(1)),
             ("queue.visibility_timeout_secs", json!(5)),
@@ -66,7 +67,7 @@ async fn a_build_unfinished_at_the_deadline_is_not_acked_and_comes_back() {
     // Another worker picks the message up once the abandoned lease expires.
     let fast = Scripted::new(vec![done()]);
     let next = spawn_app_with(TestConfig {
-        processor: fast.clone(),
+        processor: Some(fast.clone()),
         reuse: Some(shared),
         overrides: vec![
             ("queue.visibility_timeout_secs", json!(5)),
