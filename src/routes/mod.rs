@@ -1,6 +1,7 @@
 //! HTTP routes, one module per resource, each with a `configure` (meilisearch's layout).
 
 mod admin_auth;
+mod admin_page;
 mod analyses;
 mod health;
 mod metrics;
@@ -15,9 +16,10 @@ pub fn configure_common(cfg: &mut web::ServiceConfig) {
     metrics::configure(cfg);
 }
 
-/// Routes of the receiver role: webhooks and the admin API.
+/// Routes of the receiver role: webhooks, the admin API and the admin page.
 pub fn configure_receiver(cfg: &mut web::ServiceConfig) {
     webhooks::configure(cfg);
+    admin_page::configure(cfg);
     cfg.service(
         web::scope("/api").wrap(from_fn(admin_auth::require_admin)).configure(analyses::configure),
     );

@@ -38,7 +38,7 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
 pub static BROKER: LazyLock<tokio::sync::RwLock<()>> =
     LazyLock::new(|| tokio::sync::RwLock::new(()));
 
-fn in_ci() -> bool {
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 

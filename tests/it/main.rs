@@ -2,9 +2,11 @@
 //! Start with `helpers.rs`: `spawn_app()` runs the real application on a random port
 //! against real SQLite, PostgreSQL and RabbitMQ.
 
+mod browser;
 mod helpers;
 mod stubs;
 
+mod admin_page;
 mod buildkite_api;
 mod buildkite_log_stream;
 mod ci_eval;

@@ -18,7 +18,7 @@ use crate::helpers::{
 use crate::stubs::buildkite::{self as bk, JobSpec};
 use crate::stubs::github::{self as gh, FakeChecks};
 
-const REPO: &str = "acme/web-app";
+pub(crate) const REPO: &str = "acme/web-app";
 const CHECKOUT: &str = "/var/lib/buildkite-agent/builds/ci-agent-1/acme/web-app";
 const DB_URL: &str = "postgres://app:s3cr3t-pass@db:5432/app";
 const DEPLOY_KEY: &str = "super-secret-value-123";
@@ -27,7 +27,7 @@ const GH_TOKEN: &str = "ghp_abcdefghijklmnopqrstuvwxyz0123456789";
 /// A Buildkite job log of a Rust compile failure, with the agent's timestamps, colours
 /// and CRLFs, and secrets printed the ways they leak: an env value, an env value split
 /// by colour codes, and a token that is in no env at all.
-fn compile_failure_log() -> String {
+pub(crate) fn compile_failure_log() -> String {
     let t = |ms: u64| format!("\u{1b}_bk;t={ms}\u{7}");
     [
         format!("{}~~~ Running commands\r\n", t(1_764_064_510_000)),
@@ -50,7 +50,7 @@ fn compile_failure_log() -> String {
     .concat()
 }
 
-fn env() -> Vec<(&'static str, &'static str)> {
+pub(crate) fn env() -> Vec<(&'static str, &'static str)> {
     vec![
         ("BUILDKITE_BUILD_CHECKOUT_PATH", CHECKOUT),
         ("BUILDKITE_BRANCH", "feature/login"),
@@ -60,15 +60,15 @@ fn env() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-struct World {
-    app: TestApp,
-    buildkite: MockServer,
-    github: MockServer,
-    checks: Arc<FakeChecks>,
+pub(crate) struct World {
+    pub app: TestApp,
+    pub buildkite: MockServer,
+    pub github: MockServer,
+    pub checks: Arc<FakeChecks>,
 }
 
 /// Buildkite and GitHub stubs, and the app wired to both with the real pipeline.
-async fn world(queue: QueueKind, github_app: bool, overrides: Vec<(&'static str, Value)>) -> World {
+pub(crate) async fn world(queue: QueueKind, github_app: bool, overrides: Vec<(&'static str, Value)>) -> World {
     let buildkite = MockServer::start().await;
     let github = MockServer::start().await;
     let checks = Arc::new(FakeChecks::default());
