@@ -17,6 +17,7 @@ pub mod intake;
 pub mod logs;
 pub mod metrics;
 pub mod queue;
+pub mod reconciler;
 pub mod report;
 pub mod routes;
 pub mod startup;

@@ -19,10 +19,11 @@ use crate::metrics::Metrics;
 use crate::queue::Queue;
 use crate::queue::embedded::EmbeddedQueue;
 use crate::queue::rabbitmq::{RabbitMqOptions, RabbitMqQueue};
+use crate::reconciler::{NoIntegrations, Reconciler, ReconcilerMetrics};
 use crate::routes;
 use crate::state::AppState;
 use crate::store::Store;
-use crate::tokens::ConfigToken;
+use crate::tokens::{ConfigToken, TokenSource};
 use crate::worker::{Pipeline, Processor, Reporter, Worker};
 
 /// Which parts run in this process (`serve --role`).
@@ -51,6 +52,7 @@ pub struct Application {
     port: u16,
     server: Server,
     worker: Option<Worker>,
+    reconciler: Option<Reconciler>,
     state: web::Data<AppState>,
     shutdown: CancellationToken,
     grace: Duration,
@@ -96,10 +98,29 @@ impl Application {
             })),
         };
         let intake = Intake::new(store.clone(), queue.clone(), metrics.clone());
+        let buildkite =
+            BuildkiteClient::new(settings.buildkite.api_url.clone(), ClientOptions::default())
+                .context("buildkite.api_url")?
+                .with_metrics(BuildkiteMetrics::register(metrics.registry())?);
+        let tokens: Arc<dyn TokenSource> = Arc::new(ConfigToken(settings.buildkite.token.clone()));
+        let reconciler = (role.receives() && settings.reconciler.interval_secs > 0)
+            .then(|| -> anyhow::Result<Reconciler> {
+                Ok(Reconciler {
+                    client: buildkite.clone(),
+                    intake: intake.clone(),
+                    store: store.clone(),
+                    tokens: tokens.clone(),
+                    integrations: Arc::new(NoIntegrations),
+                    interval: Duration::from_secs(settings.reconciler.interval_secs),
+                    lookback: Duration::from_secs(settings.reconciler.lookback_secs),
+                    metrics: ReconcilerMetrics::register(metrics.registry())?,
+                })
+            })
+            .transpose()?;
         let worker = if role.works() {
             let processor = match processor {
                 Some(p) => p,
-                None => Arc::new(pipeline(&settings, &store, &metrics)?),
+                None => Arc::new(pipeline(&settings, &store, &metrics, buildkite, tokens)?),
             };
             Some(Worker {
                 queue: queue.clone(),
@@ -120,7 +141,15 @@ impl Application {
         let state = web::Data::new(AppState { settings, store, queue, intake, metrics });
         let server = run_http(listener, state.clone(), role, grace)?;
         tracing::info!(port, ?role, "kitefix listening");
-        Ok(Self { port, server, worker, state, shutdown: CancellationToken::new(), grace })
+        Ok(Self {
+            port,
+            server,
+            worker,
+            reconciler,
+            state,
+            shutdown: CancellationToken::new(),
+            grace,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -140,11 +169,12 @@ impl Application {
     /// accepting and finishes requests in flight, the worker takes no new message and
     /// finishes the builds it has; nothing unfinished is acked.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { server, worker, state, shutdown, grace, .. } = self;
+        let Application { server, worker, reconciler, state, shutdown, grace, .. } = self;
         let handle = server.handle();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         let server_task = tokio::spawn(server);
         let worker_task = worker.map(|w| tokio::spawn(w.run(shutdown.clone(), grace)));
+        let reconciler_task = reconciler.map(|r| tokio::spawn(r.run(shutdown.clone())));
 
         shutdown.cancelled().await;
         tracing::info!("shutting down");
@@ -152,6 +182,9 @@ impl Application {
         let server_result = server_task.await;
         if let Some(worker_task) = worker_task {
             worker_task.await.context("worker task panicked")?;
+        }
+        if let Some(reconciler_task) = reconciler_task {
+            reconciler_task.await.context("reconciler task panicked")?;
         }
         state.store.close().await;
         server_result.context("HTTP server task panicked")?.context("HTTP server failed")?;
@@ -161,11 +194,13 @@ impl Application {
 }
 
 /// The worker's real pipeline: Buildkite client, classifier, GitHub (or dry-run).
-fn pipeline(settings: &Settings, store: &Store, metrics: &Metrics) -> anyhow::Result<Pipeline> {
-    let buildkite =
-        BuildkiteClient::new(settings.buildkite.api_url.clone(), ClientOptions::default())
-            .context("buildkite.api_url")?
-            .with_metrics(BuildkiteMetrics::register(metrics.registry())?);
+fn pipeline(
+    settings: &Settings,
+    store: &Store,
+    metrics: &Metrics,
+    buildkite: BuildkiteClient,
+    tokens: Arc<dyn TokenSource>,
+) -> anyhow::Result<Pipeline> {
     let classifier = match &settings.classifier.rules_dir {
         Some(dir) => Classifier::with_user_rules(dir).context("classifier.rules_dir")?,
         None => Classifier::embedded().context("built-in classifier rules")?,
@@ -196,7 +231,7 @@ fn pipeline(settings: &Settings, store: &Store, metrics: &Metrics) -> anyhow::Re
     };
     Ok(Pipeline {
         buildkite,
-        tokens: Arc::new(ConfigToken(settings.buildkite.token.clone())),
+        tokens,
         classifier: Arc::new(classifier),
         reporter,
         github_host,

@@ -32,6 +32,7 @@ pub struct Settings {
     pub store: StoreSettings,
     pub worker: WorkerSettings,
     pub classifier: ClassifierSettings,
+    pub reconciler: ReconcilerSettings,
     pub buildkite: BuildkiteSettings,
     pub github: GitHubSettings,
     pub admin: AdminSettings,
@@ -83,6 +84,15 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     pub build_timeout_secs: u64,
     pub jobs_per_build: usize,
+}
+
+/// Polling Buildkite for failed builds whose webhook never arrived.
+#[derive(Debug, Clone)]
+pub struct ReconcilerSettings {
+    /// Seconds between passes; 0 turns the reconciler off.
+    pub interval_secs: u64,
+    /// How far back the first pass for an organisation looks.
+    pub lookback_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -236,6 +246,7 @@ struct RawSettings {
     store: RawStore,
     worker: RawWorker,
     classifier: RawClassifier,
+    reconciler: RawReconciler,
     buildkite: RawBuildkite,
     github: RawGitHub,
     admin: RawAdmin,
@@ -284,6 +295,13 @@ struct RawWorker {
     concurrency: usize,
     build_timeout_secs: u64,
     jobs_per_build: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReconciler {
+    interval_secs: u64,
+    lookback_secs: u64,
 }
 
 #[derive(Deserialize)]
@@ -446,6 +464,12 @@ impl RawSettings {
         c.at_least("worker.concurrency", self.worker.concurrency, 1);
         c.at_least("worker.build_timeout_secs", self.worker.build_timeout_secs, 1);
         c.at_least("worker.jobs_per_build", self.worker.jobs_per_build, 1);
+        if self.reconciler.interval_secs != 0 && self.reconciler.interval_secs < 30 {
+            c.problem(
+                "reconciler.interval_secs",
+                "must be 0 (off) or at least 30: each pass lists every connected organisation's failed builds and counts against Buildkite's rate limit",
+            );
+        }
         if let Some(dir) = &self.classifier.rules_dir
             && !dir.is_dir()
         {
@@ -539,6 +563,10 @@ impl RawSettings {
                 jobs_per_build: self.worker.jobs_per_build,
             },
             classifier: ClassifierSettings { rules_dir: self.classifier.rules_dir },
+            reconciler: ReconcilerSettings {
+                interval_secs: self.reconciler.interval_secs,
+                lookback_secs: self.reconciler.lookback_secs,
+            },
             buildkite: BuildkiteSettings {
                 api_url: buildkite_api.expect("checked above"),
                 token: buildkite_token,

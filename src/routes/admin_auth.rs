@@ -68,10 +68,10 @@ pub async fn require_admin(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     match check(&req, false) {
         Access::Granted => next.call(req).await,
-        Access::Unauthorized => Err(ApiError::unauthorized(
-            "admin API needs `Authorization: Bearer <admin.token>`",
-        )
-        .into()),
+        Access::Unauthorized => {
+            Err(ApiError::unauthorized("admin API needs `Authorization: Bearer <admin.token>`")
+                .into())
+        }
         Access::Disabled => {
             Err(ApiError::new(StatusCode::FORBIDDEN, "admin_disabled", DISABLED).into())
         }
@@ -133,10 +133,7 @@ mod tests {
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (k, v) in pairs {
-            map.insert(
-                header::HeaderName::from_static(k),
-                HeaderValue::from_str(v).unwrap(),
-            );
+            map.insert(header::HeaderName::from_static(k), HeaderValue::from_str(v).unwrap());
         }
         map
     }

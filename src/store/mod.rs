@@ -4,6 +4,7 @@
 //! queue keeps its messages in the same database (`queue::embedded`).
 
 mod builds;
+mod cursors;
 mod db;
 
 pub use builds::{BuildRecord, BuildState};

@@ -39,8 +39,11 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
-        let mut browser =
-            Browser { driver, base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() };
+        let mut browser = Browser {
+            driver,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
         for _ in 0..100 {
             if browser.http.get(format!("{}/status", browser.base)).send().await.is_ok() {
                 break;
@@ -68,7 +71,8 @@ impl Browser {
             "DELETE" => self.http.delete(url),
             _ => self.http.post(url).json(&body),
         };
-        let response: Value = request.send().await.expect("webdriver answers").json().await.unwrap();
+        let response: Value =
+            request.send().await.expect("webdriver answers").json().await.unwrap();
         let value = response["value"].clone();
         assert!(value.get("error").is_none(), "webdriver {method} {path}: {value}");
         value
@@ -79,7 +83,8 @@ impl Browser {
     }
 
     async fn find(&self, css: &str) -> String {
-        let el = self.call("POST", "/element", json!({"using": "css selector", "value": css})).await;
+        let el =
+            self.call("POST", "/element", json!({"using": "css selector", "value": css})).await;
         el[ELEMENT].as_str().unwrap_or_else(|| panic!("no element id in {el}")).to_owned()
     }
 
@@ -96,7 +101,11 @@ impl Browser {
     /// The visible text of the first element matching `css`.
     pub async fn text(&self, css: &str) -> String {
         let id = self.find(css).await;
-        self.call("GET", &format!("/element/{id}/text"), Value::Null).await.as_str().unwrap().to_owned()
+        self.call("GET", &format!("/element/{id}/text"), Value::Null)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// Saves a PNG screenshot under `target/screenshots/` and prints its path, so a

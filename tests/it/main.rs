@@ -17,6 +17,7 @@ mod embedded_queue;
 mod github_reporter;
 mod pipeline;
 mod rabbitmq_queue;
+mod reconciler;
 mod shutdown;
 mod store_suite;
 mod webhook_receive;

@@ -68,7 +68,11 @@ pub(crate) struct World {
 }
 
 /// Buildkite and GitHub stubs, and the app wired to both with the real pipeline.
-pub(crate) async fn world(queue: QueueKind, github_app: bool, overrides: Vec<(&'static str, Value)>) -> World {
+pub(crate) async fn world(
+    queue: QueueKind,
+    github_app: bool,
+    overrides: Vec<(&'static str, Value)>,
+) -> World {
     let buildkite = MockServer::start().await;
     let github = MockServer::start().await;
     let checks = Arc::new(FakeChecks::default());

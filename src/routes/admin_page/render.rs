@@ -43,10 +43,18 @@ pub struct AnalysisView {
 #[derive(Debug, Clone)]
 pub enum Notice {
     /// Connected: the webhook token is shown this once.
-    Connected { org: String, webhook_url: String, webhook_token: String },
-    Removed { org: String },
+    Connected {
+        org: String,
+        webhook_url: String,
+        webhook_token: String,
+    },
+    Removed {
+        org: String,
+    },
     /// A refusal, with the user-facing message (missing scopes, token rejected…).
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 /// What the connect form should show again after a refusal (never the token).
@@ -121,7 +129,9 @@ pub fn page(p: &Page<'_>) -> String {
 }
 
 fn integrations(h: &mut String, p: &Page<'_>) {
-    h.push_str("<section aria-labelledby=\"orgs\">\n<h2 id=\"orgs\">Connected organisations</h2>\n");
+    h.push_str(
+        "<section aria-labelledby=\"orgs\">\n<h2 id=\"orgs\">Connected organisations</h2>\n",
+    );
     if p.integrations.is_empty() {
         h.push_str("<p>No Buildkite organisation is connected yet.</p>\n</section>\n");
         return;
@@ -310,10 +320,8 @@ mod tests {
 
     #[test]
     fn text_from_outside_is_escaped_everywhere() {
-        let html = page_with(
-            Some(&Notice::Error { message: "<img src=x onerror=alert(1)>".into() }),
-            &[],
-        );
+        let html =
+            page_with(Some(&Notice::Error { message: "<img src=x onerror=alert(1)>".into() }), &[]);
         assert!(!html.contains("<script>") && !html.contains("<img") && !html.contains("<b>"));
         assert!(html.contains("acme&lt;script&gt;"));
         assert!(html.contains("role=\"alert\""));

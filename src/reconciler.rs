@@ -1,0 +1,231 @@
+//! Catches the webhooks Buildkite never delivered: every `reconciler.interval_secs` it
+//! asks each organisation for failed builds finished since it last looked
+//! (`GET /v2/organizations/{org}/builds?state=failed&finished_from=…`) and hands each one
+//! to the same [`Intake`] the webhook route uses, so a build that did arrive by webhook is
+//! recognised as a duplicate and analysed once.
+//!
+//! Buildkite retries a failed webhook delivery only a few times and then drops it
+//! (reference/reliability.md), so without this a receiver outage loses analyses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use prometheus::{IntCounterVec, Opts, Registry};
+use tokio_util::sync::CancellationToken;
+
+use crate::buildkite::{Build, BuildkiteClient};
+use crate::domain::OrgSlug;
+use crate::intake::{Accepted, Intake};
+use crate::store::Store;
+use crate::tokens::TokenSource;
+use crate::webhook::BuildFinished;
+
+/// Asked again each pass, so a build that finished just before the last pass (but was
+/// indexed by Buildkite a moment later) is not missed; the intake drops the repeats.
+const OVERLAP: chrono::Duration = chrono::Duration::minutes(5);
+/// In a single-org set-up, organisations whose webhooks arrived this recently are polled.
+const SEEN_WITHIN: chrono::Duration = chrono::Duration::days(30);
+
+/// One organisation to poll, with the integration whose token to use (if any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub org: OrgSlug,
+    pub integration_id: Option<String>,
+}
+
+impl Target {
+    fn cursor_key(&self) -> String {
+        match &self.integration_id {
+            Some(id) => format!("{}/{id}", self.org),
+            None => self.org.to_string(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ReconcilerMetrics {
+    /// Builds found, by what the intake made of them (`queued`, `duplicate`, `invalid`).
+    builds: IntCounterVec,
+    /// Organisation polls, by outcome (`ok`, `error`).
+    polls: IntCounterVec,
+}
+
+impl ReconcilerMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let builds = IntCounterVec::new(
+            Opts::new(
+                "kitefix_reconciler_builds_total",
+                "Failed builds the reconciler found, by outcome (queued = its webhook was lost).",
+            ),
+            &["outcome"],
+        )?;
+        let polls = IntCounterVec::new(
+            Opts::new("kitefix_reconciler_polls_total", "Organisation polls, by outcome."),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(builds.clone()))?;
+        registry.register(Box::new(polls.clone()))?;
+        Ok(Self { builds, polls })
+    }
+}
+
+pub struct Reconciler {
+    pub client: BuildkiteClient,
+    pub intake: Intake,
+    pub store: Store,
+    pub tokens: Arc<dyn TokenSource>,
+    /// Connected integrations to poll besides the orgs seen on the shared route.
+    pub integrations: Arc<dyn IntegrationTargets>,
+    pub interval: Duration,
+    /// How far back the first pass for a new organisation looks.
+    pub lookback: Duration,
+    pub metrics: ReconcilerMetrics,
+}
+
+/// The connected organisations (from the integrations store).
+#[async_trait::async_trait]
+pub trait IntegrationTargets: Send + Sync + 'static {
+    async fn targets(&self) -> Vec<Target>;
+}
+
+/// No integrations: only orgs seen on the shared webhook route are polled.
+pub struct NoIntegrations;
+
+#[async_trait::async_trait]
+impl IntegrationTargets for NoIntegrations {
+    async fn targets(&self) -> Vec<Target> {
+        Vec::new()
+    }
+}
+
+/// What one pass over one organisation did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassSummary {
+    pub found: usize,
+    pub queued: usize,
+}
+
+impl Reconciler {
+    /// Polls until `shutdown`; the first pass runs at once.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(interval_secs = self.interval.as_secs(), "reconciler started");
+        loop {
+            self.pass().await;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.interval) => {}
+            }
+        }
+        tracing::info!("reconciler stopped");
+    }
+
+    /// One pass over every target; errors are logged and counted, never fatal.
+    #[tracing::instrument(name = "reconciler.pass", skip_all)]
+    pub async fn pass(&self) -> Vec<(Target, Result<PassSummary, String>)> {
+        let mut results = Vec::new();
+        for target in self.targets().await {
+            let result = self.reconcile(&target).await;
+            let outcome = if result.is_ok() { "ok" } else { "error" };
+            self.metrics.polls.with_label_values(&[outcome]).inc();
+            if let Err(e) = &result {
+                tracing::warn!(org = %target.org, error = %e, "reconciling the organisation failed");
+            }
+            results.push((target, result));
+        }
+        results
+    }
+
+    async fn targets(&self) -> Vec<Target> {
+        let mut targets = self.integrations.targets().await;
+        let since = (Utc::now() - SEEN_WITHIN).timestamp_millis();
+        match self.store.orgs_seen_without_integration(since).await {
+            Ok(orgs) => targets.extend(
+                orgs.iter()
+                    .filter_map(|o| OrgSlug::parse(o).ok())
+                    .map(|org| Target { org, integration_id: None }),
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot list organisations to reconcile"),
+        }
+        targets.dedup();
+        targets
+    }
+
+    #[tracing::instrument(name = "reconciler.reconcile", skip_all, fields(org = %target.org))]
+    async fn reconcile(&self, target: &Target) -> Result<PassSummary, String> {
+        let key = target.cursor_key();
+        let started = Utc::now();
+        let cursor = self.store.reconcile_cursor(&key).await.map_err(|e| e.to_string())?;
+        let from = match cursor.and_then(DateTime::from_timestamp_millis) {
+            Some(t) => t - OVERLAP,
+            None => started - chrono::Duration::from_std(self.lookback).unwrap_or(OVERLAP),
+        };
+        let token = self
+            .tokens
+            .token_for(&target.org, target.integration_id.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
+        let builds = self
+            .client
+            .list_failed_builds(&token, &target.org, from)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut summary = PassSummary { found: builds.len(), queued: 0 };
+        for build in &builds {
+            let Some(event) = event_from_api(&target.org, build) else {
+                self.metrics.builds.with_label_values(&["invalid"]).inc();
+                continue;
+            };
+            match self.intake.accept(event, target.integration_id.clone()).await {
+                Ok(Accepted::Queued) => {
+                    summary.queued += 1;
+                    self.metrics.builds.with_label_values(&["queued"]).inc();
+                    tracing::info!(build_id = %build.id, "queued a failed build whose webhook never arrived");
+                }
+                Ok(Accepted::Duplicate) => {
+                    self.metrics.builds.with_label_values(&["duplicate"]).inc();
+                }
+                // The cursor stays where it was, so the next pass tries again.
+                Err(e) => return Err(format!("cannot queue build {}: {e}", build.id)),
+            }
+        }
+        // Everything that finished before `started` has now been seen.
+        self.store
+            .set_reconcile_cursor(&key, started.timestamp_millis())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(summary)
+    }
+}
+
+/// The event a `build.finished` webhook would have carried for this build. `finished_at`
+/// is written the way Buildkite's webhooks write it (milliseconds, `Z`), so the dedupe key
+/// matches a webhook delivery of the same build.
+pub fn event_from_api(org: &OrgSlug, build: &Build) -> Option<BuildFinished> {
+    if build.blocked {
+        return None;
+    }
+    let pipeline = build.pipeline.as_ref()?;
+    let finished_at = build.finished_at?.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let provider = pipeline.provider.as_ref();
+    Some(BuildFinished {
+        org: org.clone(),
+        pipeline: pipeline.slug.clone(),
+        build_id: build.id.clone(),
+        build_number: build.number,
+        state: "failed".to_owned(),
+        finished_at,
+        commit: build.commit.clone().filter(|c| !c.is_empty())?,
+        branch: build.branch.clone().unwrap_or_default(),
+        pull_request: build
+            .pull_request
+            .as_ref()
+            .and_then(|pr| pr.id.as_deref())
+            .and_then(|id| id.parse().ok()),
+        provider: provider.and_then(|p| p.id.clone()),
+        provider_repository: provider
+            .and_then(|p| p.settings.as_ref())
+            .and_then(|s| s.repository.clone()),
+        repository_url: pipeline.repository.clone(),
+    })
+}

@@ -1,0 +1,160 @@
+//! The reconciler: failed builds whose webhook never arrived are queued once, builds that
+//! did arrive are not queued again, and each pass asks only for what finished since the
+//! last one. Real store and embedded queue; Buildkite is a stub of its REST API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kitefix::buildkite::{BuildkiteClient, ClientOptions};
+use kitefix::intake::{Accepted, Intake};
+use kitefix::metrics::Metrics;
+use kitefix::queue::Queue;
+use kitefix::queue::embedded::EmbeddedQueue;
+use kitefix::reconciler::{NoIntegrations, Reconciler, ReconcilerMetrics, event_from_api};
+use kitefix::tokens::ConfigToken;
+use secrecy::SecretString;
+use serde_json::Value;
+use wiremock::matchers::{header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::{StoreKind, dedupe_key, failed_build, metric, test_store};
+use crate::stubs::buildkite::{self as bk, JobSpec};
+
+struct Setup {
+    reconciler: Reconciler,
+    intake: Intake,
+    store: kitefix::store::Store,
+    queue: Arc<dyn Queue>,
+    buildkite: MockServer,
+    metrics: Metrics,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+async fn setup(kind: StoreKind) -> Option<Setup> {
+    let (store, dir) = test_store(kind).await?;
+    let metrics = Metrics::new();
+    let queue: Arc<dyn Queue> =
+        Arc::new(EmbeddedQueue::new(store.db().clone(), Duration::from_secs(60), 3));
+    let intake = Intake::new(store.clone(), queue.clone(), metrics.clone());
+    let buildkite = MockServer::start().await;
+    let client =
+        BuildkiteClient::new(buildkite.uri().parse().unwrap(), ClientOptions::default()).unwrap();
+    let reconciler = Reconciler {
+        client,
+        intake: intake.clone(),
+        store: store.clone(),
+        tokens: Arc::new(ConfigToken(Some(SecretString::from(bk::API_TOKEN)))),
+        integrations: Arc::new(NoIntegrations),
+        interval: Duration::from_secs(300),
+        lookback: Duration::from_secs(3600),
+        metrics: ReconcilerMetrics::register(metrics.registry()).unwrap(),
+    };
+    Some(Setup { reconciler, intake, store, queue, buildkite, metrics, _dir: dir })
+}
+
+async fn mount_failed_builds(server: &MockServer, builds: Vec<Value>) {
+    Mock::given(method("GET"))
+        .and(path("/v2/organizations/acme/builds"))
+        .and(query_param("state", "failed"))
+        .and(header("authorization", format!("Bearer {}", bk::API_TOKEN).as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(Value::Array(builds)))
+        .mount(server)
+        .await;
+}
+
+fn api_build(payload: &Value) -> Value {
+    bk::build_json(payload, &[JobSpec::failed("cargo test", 101)])
+}
+
+async fn lost_webhook_is_queued_once(kind: StoreKind) {
+    let Some(s) = setup(kind).await else { return };
+    // Build 70 arrived by webhook; build 71's webhook was lost.
+    let delivered = failed_build(70);
+    let lost = failed_build(71);
+    assert_eq!(s.intake.accept(failed_event_of(&delivered), None).await.unwrap(), Accepted::Queued);
+    s.intake.accept(failed_event_of(&delivered), None).await.unwrap();
+    wait_recorded(&s, &delivered).await;
+    mount_failed_builds(&s.buildkite, vec![api_build(&delivered), api_build(&lost)]).await;
+
+    let results = s.reconciler.pass().await;
+
+    assert_eq!(results.len(), 1, "one organisation polled: {results:?}");
+    let summary = results[0].1.clone().unwrap();
+    assert_eq!((summary.found, summary.queued), (2, 1));
+    wait_recorded(&s, &lost).await;
+    assert_eq!(s.queue.depth().await.unwrap().ready, 2, "one message per build, no duplicate");
+    let text = s.metrics.render();
+    assert_eq!(metric(&text, "kitefix_reconciler_builds_total{outcome=\"queued\"}"), Some(1.0));
+    assert_eq!(metric(&text, "kitefix_reconciler_builds_total{outcome=\"duplicate\"}"), Some(1.0));
+
+    // The next pass asks only from where this one started (minus a small overlap) and
+    // queues nothing new.
+    let again = s.reconciler.pass().await;
+    assert_eq!(again[0].1.clone().unwrap().queued, 0);
+    let requests = s.buildkite.received_requests().await.unwrap();
+    let froms: Vec<String> = requests
+        .iter()
+        .filter_map(|r| {
+            r.url.query_pairs().find(|(k, _)| k == "finished_from").map(|(_, v)| v.into())
+        })
+        .collect();
+    assert_eq!(froms.len(), 2);
+    assert!(froms[1] > froms[0], "the cursor moved forward: {froms:?}");
+}
+
+fn failed_event_of(payload: &Value) -> kitefix::webhook::BuildFinished {
+    match kitefix::webhook::event::parse(Some("build.finished"), payload.to_string().as_bytes())
+        .unwrap()
+    {
+        kitefix::webhook::WebhookEvent::Failed(b) => *b,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The intake records accepted builds in the background; the reconciler learns which
+/// organisations to poll from those records.
+async fn wait_recorded(s: &Setup, payload: &Value) {
+    for _ in 0..100 {
+        if s.store.build(&dedupe_key(payload)).await.unwrap().is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the webhook's build was never recorded");
+}
+
+#[tokio::test]
+async fn a_build_whose_webhook_was_lost_is_queued_once_sqlite() {
+    lost_webhook_is_queued_once(StoreKind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_build_whose_webhook_was_lost_is_queued_once_postgres() {
+    lost_webhook_is_queued_once(StoreKind::Postgres).await;
+}
+
+#[test]
+fn a_build_from_the_api_has_the_same_dedupe_key_as_its_webhook() {
+    let payload = failed_build(72);
+    let build: kitefix::buildkite::Build = serde_json::from_value(api_build(&payload)).unwrap();
+    let org = kitefix::domain::OrgSlug::parse("acme").unwrap();
+    let event = event_from_api(&org, &build).unwrap();
+    assert_eq!(event.dedupe_key(), dedupe_key(&payload));
+    assert_eq!(event, failed_event_of(&payload), "the same event the webhook carries");
+}
+
+#[tokio::test]
+async fn an_unreachable_buildkite_leaves_the_cursor_where_it_was() {
+    let Some(s) = setup(StoreKind::Sqlite).await else { return };
+    let delivered = failed_build(73);
+    s.intake.accept(failed_event_of(&delivered), None).await.unwrap();
+    wait_recorded(&s, &delivered).await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(502)).mount(&s.buildkite).await;
+
+    let results = s.reconciler.pass().await;
+
+    assert!(results[0].1.is_err(), "{results:?}");
+    assert_eq!(s.store.reconcile_cursor("acme").await.unwrap(), None);
+    let text = s.metrics.render();
+    assert_eq!(metric(&text, "kitefix_reconciler_polls_total{outcome=\"error\"}"), Some(1.0));
+}
