@@ -31,9 +31,11 @@ const MAX_TITLE_CHARS: usize = 255;
 const MAX_DETAILED_JOBS: usize = 10;
 /// Failing tests listed per job.
 const MAX_TESTS_LISTED: usize = 10;
-/// Key lines in the summary: this many before the key line, and after it.
-const KEY_LINES_BEFORE: u64 = 6;
-const KEY_LINES_AFTER: u64 = 2;
+/// Key lines in the summary: this many before the key line, and after it. More after:
+/// compilers and test runners put the location, the code and the details below the line
+/// that names the failure (rustc, tsc, jest, go test).
+const KEY_LINES_BEFORE: u64 = 3;
+const KEY_LINES_AFTER: u64 = 5;
 /// Log lines are cut at this many characters (minified code can put megabytes on a line).
 const SUMMARY_LINE_CHARS: usize = 300;
 const TEXT_LINE_CHARS: usize = 2_000;
@@ -436,12 +438,15 @@ fn key_lines(excerpt: &Excerpt, key_line: Option<u64>) -> Option<(u64, Vec<&str>
         return None;
     }
     let last_index = lines.len() as u64 - 1;
-    let key_index = key_line
-        .and_then(|k| k.checked_sub(excerpt.start))
-        .filter(|&i| i <= last_index)
-        .unwrap_or(last_index);
-    let from = key_index.saturating_sub(KEY_LINES_BEFORE);
-    let to = (key_index + KEY_LINES_AFTER).min(last_index);
+    let key_index =
+        key_line.and_then(|k| k.checked_sub(excerpt.start)).filter(|&i| i <= last_index);
+    let (from, to) = match key_index {
+        Some(key) => {
+            (key.saturating_sub(KEY_LINES_BEFORE), (key + KEY_LINES_AFTER).min(last_index))
+        }
+        // Without a key line the end of the log says most.
+        None => (last_index.saturating_sub(KEY_LINES_BEFORE + KEY_LINES_AFTER), last_index),
+    };
     let window = lines[from as usize..=to as usize].to_vec();
     Some((excerpt.start + from, window))
 }
@@ -652,15 +657,15 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn key_lines_window_is_centred_on_the_key_line() {
+    fn key_lines_window_shows_more_after_the_key_line_than_before() {
         let text: Vec<String> = (100..140).map(|n| format!("l{n}")).collect();
         let excerpt = Excerpt { start: 100, end: 139, text: text.join("\n") };
         let (first, lines) = key_lines(&excerpt, Some(120)).unwrap();
-        assert_eq!(first, 114);
-        assert_eq!(lines.first(), Some(&"l114"));
-        assert_eq!(lines.last(), Some(&"l122"));
+        assert_eq!(first, 117);
+        assert_eq!(lines.first(), Some(&"l117"));
+        assert_eq!(lines.last(), Some(&"l125"));
         let (first, lines) = key_lines(&excerpt, None).unwrap();
-        assert_eq!((first, lines.len()), (133, 7));
+        assert_eq!((first, lines.len()), (131, 9));
     }
 
     #[test]
