@@ -15,6 +15,7 @@ use crate::classify::Classifier;
 use crate::config::{QueueKind, Settings};
 use crate::github::{GitHubAppConfig, GitHubClient, GitHubHost, GitHubMetrics, GitHubReporter};
 use crate::intake::Intake;
+use crate::integrations::{self, IntegrationMetrics, Integrations, StoreTokens};
 use crate::metrics::Metrics;
 use crate::queue::Queue;
 use crate::queue::embedded::EmbeddedQueue;
@@ -22,7 +23,6 @@ use crate::queue::rabbitmq::{RabbitMqOptions, RabbitMqQueue};
 use crate::routes;
 use crate::state::AppState;
 use crate::store::Store;
-use crate::tokens::ConfigToken;
 use crate::worker::{Pipeline, Processor, Reporter, Worker};
 
 /// Which parts run in this process (`serve --role`).
@@ -96,10 +96,27 @@ impl Application {
             })),
         };
         let intake = Intake::new(store.clone(), queue.clone(), metrics.clone());
+        let buildkite =
+            BuildkiteClient::new(settings.buildkite.api_url.clone(), ClientOptions::default())
+                .context("buildkite.api_url")?
+                .with_metrics(BuildkiteMetrics::register(metrics.registry())?);
+        let integrations = Integrations::new(
+            store.clone(),
+            integrations::load_cipher(&settings).await.context("security.encryption_key_file")?,
+            buildkite.clone(),
+            IntegrationMetrics::register(metrics.registry())?,
+        );
+        integrations.refresh_gauge().await;
         let worker = if role.works() {
             let processor = match processor {
                 Some(p) => p,
-                None => Arc::new(pipeline(&settings, &store, &metrics)?),
+                None => Arc::new(pipeline(
+                    &settings,
+                    &store,
+                    &metrics,
+                    buildkite,
+                    integrations.clone(),
+                )?),
             };
             Some(Worker {
                 queue: queue.clone(),
@@ -117,7 +134,8 @@ impl Application {
             .with_context(|| format!("server.bind: cannot listen on {}", settings.server.bind))?;
         let port = listener.local_addr()?.port();
         let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
-        let state = web::Data::new(AppState { settings, store, queue, intake, metrics });
+        let state =
+            web::Data::new(AppState { settings, store, queue, intake, integrations, metrics });
         let server = run_http(listener, state.clone(), role, grace)?;
         tracing::info!(port, ?role, "kitefix listening");
         Ok(Self { port, server, worker, state, shutdown: CancellationToken::new(), grace })
@@ -160,12 +178,15 @@ impl Application {
     }
 }
 
-/// The worker's real pipeline: Buildkite client, classifier, GitHub (or dry-run).
-fn pipeline(settings: &Settings, store: &Store, metrics: &Metrics) -> anyhow::Result<Pipeline> {
-    let buildkite =
-        BuildkiteClient::new(settings.buildkite.api_url.clone(), ClientOptions::default())
-            .context("buildkite.api_url")?
-            .with_metrics(BuildkiteMetrics::register(metrics.registry())?);
+/// The worker's real pipeline: Buildkite client, classifier, GitHub (or dry-run). Tokens
+/// come from the connected organisations, then `buildkite.token`.
+fn pipeline(
+    settings: &Settings,
+    store: &Store,
+    metrics: &Metrics,
+    buildkite: BuildkiteClient,
+    integrations: Integrations,
+) -> anyhow::Result<Pipeline> {
     let classifier = match &settings.classifier.rules_dir {
         Some(dir) => Classifier::with_user_rules(dir).context("classifier.rules_dir")?,
         None => Classifier::embedded().context("built-in classifier rules")?,
@@ -196,7 +217,7 @@ fn pipeline(settings: &Settings, store: &Store, metrics: &Metrics) -> anyhow::Re
     };
     Ok(Pipeline {
         buildkite,
-        tokens: Arc::new(ConfigToken(settings.buildkite.token.clone())),
+        tokens: Arc::new(StoreTokens::new(integrations, settings.buildkite.token.clone())),
         classifier: Arc::new(classifier),
         reporter,
         github_host,

@@ -443,6 +443,25 @@ impl RawSettings {
             c.problem("store.url", "must start with sqlite:// or postgres://");
         }
         c.at_least("store.max_connections", self.store.max_connections, 1);
+        let postgres = store_url.starts_with("postgres");
+        if postgres && self.security.encryption_key_file.is_none() {
+            c.problem(
+                "security.encryption_key_file",
+                "is required with a PostgreSQL store (every replica needs the same key): create one with `openssl rand -hex 32 > kitefix.key && chmod 600 kitefix.key` and point this key at it",
+            );
+        }
+        if let Some(path) = &self.security.encryption_key_file
+            && postgres
+            && !path.is_file()
+        {
+            c.problem(
+                "security.encryption_key_file",
+                format!(
+                    "`{}` is not a readable file; create it with `openssl rand -hex 32 > {0}`",
+                    path.display()
+                ),
+            );
+        }
         c.at_least("worker.concurrency", self.worker.concurrency, 1);
         c.at_least("worker.build_timeout_secs", self.worker.build_timeout_secs, 1);
         c.at_least("worker.jobs_per_build", self.worker.jobs_per_build, 1);
@@ -619,6 +638,15 @@ mod tests {
             .merge(Serialized::default("github.app_id", 42));
         let err = Settings::from_figment(f).unwrap_err();
         assert_eq!(keys(err), ["github.private_key_path"]);
+    }
+
+    #[test]
+    fn postgres_needs_an_encryption_key_file() {
+        let err = load(&[("store.url", "postgres://kitefix@db/kitefix")]).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(keys(err), ["security.encryption_key_file"]);
+        assert!(text.contains("openssl rand -hex 32"), "says how to fix it: {text}");
+        assert!(load(&[]).is_ok(), "SQLite generates its key");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod admin_auth;
 mod analyses;
 mod health;
+mod integrations;
 mod metrics;
 pub(crate) mod webhooks;
 
@@ -19,6 +20,9 @@ pub fn configure_common(cfg: &mut web::ServiceConfig) {
 pub fn configure_receiver(cfg: &mut web::ServiceConfig) {
     webhooks::configure(cfg);
     cfg.service(
-        web::scope("/api").wrap(from_fn(admin_auth::require_admin)).configure(analyses::configure),
+        web::scope("/api")
+            .wrap(from_fn(admin_auth::require_admin))
+            .configure(analyses::configure)
+            .configure(integrations::configure),
     );
 }

@@ -5,10 +5,12 @@
 
 mod builds;
 mod db;
+mod integrations;
 
 pub use builds::{BuildRecord, BuildState};
 pub use db::Db;
 pub(crate) use db::with_pool;
+pub use integrations::{IntegrationRecord, IntegrationStatus};
 
 use secrecy::SecretString;
 

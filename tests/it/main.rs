@@ -13,6 +13,7 @@ mod cli;
 mod config_errors;
 mod embedded_queue;
 mod github_reporter;
+mod integrations;
 mod pipeline;
 mod rabbitmq_queue;
 mod shutdown;
