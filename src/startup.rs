@@ -54,6 +54,9 @@ pub struct Application {
     state: web::Data<AppState>,
     shutdown: CancellationToken,
     grace: Duration,
+    /// How often this process re-verifies connected organisations (worker roles only:
+    /// they are the ones using the tokens).
+    verify_every: Option<Duration>,
 }
 
 impl Application {
@@ -138,7 +141,19 @@ impl Application {
             web::Data::new(AppState { settings, store, queue, intake, integrations, metrics });
         let server = run_http(listener, state.clone(), role, grace)?;
         tracing::info!(port, ?role, "kitefix listening");
-        Ok(Self { port, server, worker, state, shutdown: CancellationToken::new(), grace })
+        let verify_every = match state.settings.integrations.verify_interval_secs {
+            secs if secs > 0 && role.works() => Some(Duration::from_secs(secs)),
+            _ => None,
+        };
+        Ok(Self {
+            port,
+            server,
+            worker,
+            state,
+            shutdown: CancellationToken::new(),
+            grace,
+            verify_every,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -158,16 +173,26 @@ impl Application {
     /// accepting and finishes requests in flight, the worker takes no new message and
     /// finishes the builds it has; nothing unfinished is acked.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { server, worker, state, shutdown, grace, .. } = self;
+        let Application { server, worker, state, shutdown, grace, verify_every, .. } = self;
         let handle = server.handle();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         let server_task = tokio::spawn(server);
+        let verifier = verify_every.map(|every| {
+            tokio::spawn(integrations::verifier::run(
+                state.integrations.clone(),
+                every,
+                shutdown.clone(),
+            ))
+        });
         let worker_task = worker.map(|w| tokio::spawn(w.run(shutdown.clone(), grace)));
 
         shutdown.cancelled().await;
         tracing::info!("shutting down");
         stop_server(handle).await;
         let server_result = server_task.await;
+        if let Some(verifier) = verifier {
+            verifier.await.context("integration verifier panicked")?;
+        }
         if let Some(worker_task) = worker_task {
             worker_task.await.context("worker task panicked")?;
         }

@@ -36,6 +36,7 @@ pub struct Settings {
     pub github: GitHubSettings,
     pub admin: AdminSettings,
     pub security: SecuritySettings,
+    pub integrations: IntegrationsSettings,
     pub log: LogSettings,
 }
 
@@ -121,6 +122,13 @@ pub struct AdminSettings {
 #[derive(Debug, Clone)]
 pub struct SecuritySettings {
     pub encryption_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IntegrationsSettings {
+    /// How often connected organisations' tokens are checked with Buildkite again; 0
+    /// turns the check off.
+    pub verify_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -240,6 +248,7 @@ struct RawSettings {
     github: RawGitHub,
     admin: RawAdmin,
     security: RawSecurity,
+    integrations: RawIntegrations,
     log: RawLog,
 }
 
@@ -320,6 +329,12 @@ struct RawAdmin {
 #[serde(deny_unknown_fields)]
 struct RawSecurity {
     encryption_key_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIntegrations {
+    verify_interval_secs: u64,
 }
 
 #[derive(Deserialize)]
@@ -565,6 +580,9 @@ impl RawSettings {
             github: GitHubSettings { api_url: github_api.expect("checked above"), web_host, app },
             admin: AdminSettings { token: admin_token },
             security: SecuritySettings { encryption_key_file: self.security.encryption_key_file },
+            integrations: IntegrationsSettings {
+                verify_interval_secs: self.integrations.verify_interval_secs,
+            },
             log: LogSettings { format: self.log.format, level: self.log.level },
         })
     }
@@ -597,6 +615,8 @@ mod tests {
         assert!(s.github.app.is_none(), "no App configured means dry-run");
         assert!(s.webhook.token.is_none());
         assert!(s.admin_open_without_token());
+        assert_eq!(s.integrations.verify_interval_secs, 3600);
+        assert!(s.security.encryption_key_file.is_none(), "SQLite generates its key");
     }
 
     #[test]

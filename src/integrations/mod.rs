@@ -10,6 +10,7 @@ pub mod cipher;
 mod error;
 mod metrics;
 mod token_source;
+pub mod verifier;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -680,3 +680,57 @@ async fn the_cli_adds_lists_rotates_and_removes() {
     let (_, out, _) = cli(&rotated, &["list"], "").await;
     assert!(out.contains("removed"), "{out}");
 }
+
+#[tokio::test]
+async fn periodic_verification_disables_a_revoked_token_and_the_worker_refuses_it() {
+    let buildkite = buildkite().await;
+    let app = spawn_app_with(TestConfig {
+        processor: None,
+        overrides: vec![
+            ("buildkite.api_url", json!(buildkite.uri())),
+            ("buildkite.token", json!(CONFIG_TOKEN)),
+            ("integrations.verify_interval_secs", json!(1)),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let acme: Value = connect(&app, "acme", bk::API_TOKEN).await.json().await.unwrap();
+
+    // The token is revoked on Buildkite's side.
+    buildkite.reset().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/access-token"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"message": "Unauthorized"})))
+        .mount(&buildkite)
+        .await;
+
+    let marked = app
+        .eventually(Duration::from_secs(10), || async {
+            list(&app).await[0]["status"] == "token_rejected"
+        })
+        .await;
+    assert!(marked, "{:?}", list(&app).await);
+    assert!(
+        list(&app).await[0]["reason"].as_str().unwrap().contains("token rejected by Buildkite")
+    );
+
+    // A build for it still arrives (the webhook token is fine) and fails with the reason,
+    // without falling back to buildkite.token.
+    let payload = failed_build(11);
+    let response = post_signed_to(
+        &app,
+        acme["webhook_path"].as_str().unwrap(),
+        acme["webhook_token"].as_str().unwrap(),
+        payload.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(response.status(), 202);
+    assert!(wait_for_state(&app, &payload, BuildState::Failed, Duration::from_secs(20)).await);
+    let record = app.store.build(&crate::helpers::dedupe_key(&payload)).await.unwrap().unwrap();
+    let reason = record.reason.unwrap();
+    assert!(reason.contains("not usable") && reason.contains("token rejected"), "{reason}");
+    let used_config_token = buildkite.received_requests().await.unwrap().iter().any(|r| {
+        r.headers.get("authorization").is_some_and(|v| v.to_str().unwrap().contains(CONFIG_TOKEN))
+    });
+    assert!(!used_config_token, "a disabled integration must not fall back to buildkite.token");
+}
