@@ -378,10 +378,14 @@ pub fn decoy_token() -> SecretString {
     new_webhook_token()
 }
 
-/// The last 4 characters, what an administrator sees to tell tokens apart.
+/// The last 4 characters, what an administrator sees to tell tokens apart; nothing for
+/// a token so short that 4 characters would give much of it away.
 fn last4(token: &SecretString) -> String {
     let chars: Vec<char> = token.expose_secret().chars().collect();
-    chars[chars.len().saturating_sub(4)..].iter().collect()
+    if chars.len() < 16 {
+        return String::new();
+    }
+    chars[chars.len() - 4..].iter().collect()
 }
 
 /// Where the encryption key comes from: `security.encryption_key_file`, or, with a
@@ -421,8 +425,8 @@ mod tests {
 
     #[test]
     fn last4_shows_only_the_end() {
-        assert_eq!(last4(&SecretString::from("bkua_abcdef1234".to_owned())), "1234");
-        assert_eq!(last4(&SecretString::from("ab".to_owned())), "ab");
+        assert_eq!(last4(&SecretString::from("bkua_abcdef0123456789".to_owned())), "6789");
+        assert_eq!(last4(&SecretString::from("bkua_abc1234".to_owned())), "");
     }
 
     #[test]

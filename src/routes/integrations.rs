@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::integrations::{ConnectError, IntegrationError};
 use crate::state::AppState;
+use crate::store::StoreError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/integrations", web::get().to(list))
@@ -46,7 +47,7 @@ impl From<ConnectError> for ApiError {
             ConnectError::Unreachable(_) => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "buildkite_unreachable", e.to_string())
             }
-            ConnectError::Store(inner) => ApiError::internal(inner),
+            ConnectError::Store(inner) => store_error(inner),
         }
     }
 }
@@ -59,8 +60,19 @@ impl From<IntegrationError> for ApiError {
                 ApiError::new(StatusCode::BAD_GATEWAY, "buildkite_unreachable", e.to_string())
             }
             IntegrationError::Cipher(inner) => ApiError::internal(inner),
-            IntegrationError::Store(inner) => ApiError::internal(inner),
+            IntegrationError::Store(inner) => store_error(inner),
         }
+    }
+}
+
+/// 503 when the database is down (try again), 500 otherwise; details are only logged.
+fn store_error(e: &StoreError) -> ApiError {
+    match e {
+        StoreError::Unavailable(_) => {
+            tracing::error!(error = %e, "store unavailable");
+            ApiError::unavailable("the store is unavailable; try again")
+        }
+        other => ApiError::internal(other),
     }
 }
 

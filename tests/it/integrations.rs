@@ -734,3 +734,73 @@ async fn periodic_verification_disables_a_revoked_token_and_the_worker_refuses_i
     });
     assert!(!used_config_token, "a disabled integration must not fall back to buildkite.token");
 }
+
+/// Key rotation on one store kind: all rows move, or (one row unreadable) none does.
+async fn rotation_is_all_or_nothing(kind: StoreKind) {
+    let Some((store, _dir)) = crate::helpers::test_store(kind).await else { return };
+    let buildkite = buildkite().await;
+    let client = kitefix::buildkite::BuildkiteClient::new(
+        buildkite.uri().parse().unwrap(),
+        Default::default(),
+    )
+    .unwrap();
+    let old = kitefix::integrations::TokenCipher::ephemeral();
+    let new = kitefix::integrations::TokenCipher::ephemeral();
+    let service = Integrations::new(
+        store.clone(),
+        old.clone(),
+        client.clone(),
+        IntegrationMetrics::unregistered().unwrap(),
+    );
+    let acme = service.connect("acme", SecretString::from(bk::API_TOKEN.to_owned())).await.unwrap();
+    let other = service.connect("other", SecretString::from(OTHER_TOKEN.to_owned())).await.unwrap();
+    // Rows are re-sealed in id order: tamper with the later one, so the earlier one is
+    // re-sealed before the failure and must be rolled back.
+    let (first, last) = if acme.id < other.id {
+        ((&acme, bk::API_TOKEN), &other)
+    } else {
+        ((&other, OTHER_TOKEN), &acme)
+    };
+    let first_before = store.integration(&first.0.id).await.unwrap().unwrap();
+    let mut tampered = store.integration(&last.id).await.unwrap().unwrap().webhook_token.ciphertext;
+    tampered[0] ^= 1;
+    let sql = "UPDATE integrations SET webhook_token_ciphertext = $1 WHERE id = $2";
+    match store.db() {
+        kitefix::store::Db::Sqlite(pool) => {
+            sqlx::query(sql).bind(&tampered).bind(&last.id).execute(pool).await.map(|_| ())
+        }
+        kitefix::store::Db::Postgres(pool) => {
+            sqlx::query(sql).bind(&tampered).bind(&last.id).execute(pool).await.map(|_| ())
+        }
+    }
+    .unwrap();
+
+    let failed = service.rotate_key(&new).await;
+
+    assert!(failed.is_err(), "a row that does not decrypt stops the rotation");
+    let first_after = store.integration(&first.0.id).await.unwrap().unwrap();
+    assert_eq!(first_after.api_token, first_before.api_token, "rolled back: still the old key");
+
+    // Repaired (the tampered row removed), the rotation moves every live row.
+    service.remove(&last.id).await.unwrap();
+    assert_eq!(service.rotate_key(&new).await.unwrap(), 1);
+    let rotated =
+        Integrations::new(store.clone(), new, client, IntegrationMetrics::unregistered().unwrap());
+    let tokens = StoreTokens::new(rotated, None);
+    let org = first.0.org.clone();
+    let token = tokens.token_for(&org, Some(&first.0.id)).await.unwrap();
+    assert_eq!(token.expose_secret(), first.1);
+    let old_tokens = StoreTokens::new(service, None);
+    let err = old_tokens.token_for(&org, Some(&first.0.id)).await.unwrap_err();
+    assert!(err.to_string().contains(old.key_id()), "names the key: {err}");
+}
+
+#[tokio::test]
+async fn key_rotation_is_all_or_nothing_on_sqlite() {
+    rotation_is_all_or_nothing(StoreKind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn key_rotation_is_all_or_nothing_on_postgres() {
+    rotation_is_all_or_nothing(StoreKind::Postgres).await;
+}
