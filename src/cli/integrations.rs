@@ -82,12 +82,21 @@ async fn execute(
     let buildkite =
         BuildkiteClient::new(settings.buildkite.api_url.clone(), ClientOptions::default())
             .context("buildkite.api_url")?;
-    let service = Integrations::new(
-        store.clone(),
-        integrations::load_cipher(settings).await?,
-        buildkite,
-        IntegrationMetrics::unregistered()?,
-    );
+    let key_file = integrations::key_file(settings);
+    let key_existed = match &key_file {
+        Some(path) => tokio::fs::try_exists(path).await.unwrap_or(true),
+        None => true,
+    };
+    let cipher = integrations::load_cipher(settings).await?;
+    if let (Some(path), false) = (&key_file, key_existed) {
+        eprintln!(
+            "kitefix: generated the encryption key {} (key {}); back it up with the database",
+            path.display(),
+            cipher.key_id()
+        );
+    }
+    let service =
+        Integrations::new(store.clone(), cipher, buildkite, IntegrationMetrics::unregistered()?);
     match command {
         IntegrationsCommand::Add { org, .. } => {
             let token = token.expect("read above");

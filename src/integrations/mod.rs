@@ -284,18 +284,23 @@ impl Integrations {
         Ok(checked)
     }
 
-    /// Re-encrypts every live integration's tokens under `new`, in one transaction.
+    /// Re-encrypts every live integration's tokens under `new`, in one transaction, and
+    /// returns how many moved. Rows already under `new` are left alone, so running it
+    /// again after an interrupted rotation (or a connect that raced it) finishes the job.
     /// Afterwards, point `security.encryption_key_file` at the new key.
     #[tracing::instrument(name = "integrations.rotate_key", skip_all, fields(from = %self.cipher.key_id(), to = %new.key_id()))]
     pub async fn rotate_key(&self, new: &TokenCipher) -> Result<usize, IntegrationError> {
         let resealed = self
             .store
             .reseal_integrations(|record| {
+                if record.api_token.key_id == new.key_id() {
+                    return Ok(None);
+                }
                 let api_ctx = context(&record.id, "api_token");
                 let hook_ctx = context(&record.id, "webhook_token");
                 let api = self.cipher.open(&record.api_token, &api_ctx)?;
                 let hook = self.cipher.open(&record.webhook_token, &hook_ctx)?;
-                Ok::<_, CipherError>((new.seal(&api, &api_ctx), new.seal(&hook, &hook_ctx)))
+                Ok::<_, CipherError>(Some((new.seal(&api, &api_ctx), new.seal(&hook, &hook_ctx))))
             })
             .await??;
         tracing::info!(count = resealed, "tokens re-encrypted under the new key");

@@ -275,11 +275,12 @@ impl Store {
     }
 
     /// Re-seals the tokens of every live integration with `reseal` (key rotation), in one
-    /// transaction: either every row moves to the new key or none does.
+    /// transaction: either every row moves to the new key or none does. `reseal` returns
+    /// `None` for a row to leave as it is; the count is of rows changed.
     #[tracing::instrument(name = "store.reseal_integrations", skip_all)]
     pub async fn reseal_integrations<E>(
         &self,
-        reseal: impl Fn(&IntegrationRecord) -> Result<(Sealed, Sealed), E>,
+        reseal: impl Fn(&IntegrationRecord) -> Result<Option<(Sealed, Sealed)>, E>,
     ) -> Result<Result<usize, E>, StoreError> {
         with_pool!(self.db(), pool => {
             let mut tx = pool.begin().await?;
@@ -291,7 +292,8 @@ impl Store {
             for row in rows {
                 let record = IntegrationRecord::try_from(row)?;
                 let (api, webhook) = match reseal(&record) {
-                    Ok(sealed) => sealed,
+                    Ok(Some(sealed)) => sealed,
+                    Ok(None) => continue,
                     // Dropping the transaction rolls it back.
                     Err(e) => return Ok(Err(e)),
                 };

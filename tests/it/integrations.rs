@@ -631,6 +631,7 @@ async fn the_cli_adds_lists_rotates_and_removes() {
         .to_owned();
     assert!(out.contains(&format!("/webhooks/buildkite/{id}")), "{out}");
     assert!(out.contains("webhook token (shown once"), "{out}");
+    assert!(err.contains("generated the encryption key"), "{err}");
     assert!(!out.contains(bk::API_TOKEN));
     let key_file = dir.path().join("kitefix.db.key");
     let mode = std::os::unix::fs::PermissionsExt::mode(
@@ -784,6 +785,7 @@ async fn rotation_is_all_or_nothing(kind: StoreKind) {
     // Repaired (the tampered row removed), the rotation moves every live row.
     service.remove(&last.id).await.unwrap();
     assert_eq!(service.rotate_key(&new).await.unwrap(), 1);
+    assert_eq!(service.rotate_key(&new).await.unwrap(), 0, "running it again moves nothing");
     let rotated =
         Integrations::new(store.clone(), new, client, IntegrationMetrics::unregistered().unwrap());
     let tokens = StoreTokens::new(rotated, None);
