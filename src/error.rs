@@ -11,6 +11,9 @@ use serde::Serialize;
 pub struct ErrorBody {
     pub message: String,
     pub code: &'static str,
+    /// Machine-readable details of this error (e.g. `missing_scopes`), beside the message.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// An error with its HTTP status and stable code.
@@ -19,11 +22,18 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), details: None }
+    }
+
+    /// Adds a machine-readable field to the body, beside `message` and `code`.
+    pub fn with_detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.details.get_or_insert_with(Default::default).insert(key.to_owned(), value.into());
+        self
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
@@ -66,6 +76,10 @@ impl ResponseError for ApiError {
             // Tell well-behaved senders when to come back.
             response.insert_header(("Retry-After", "5"));
         }
-        response.json(ErrorBody { message: self.message.clone(), code: self.code })
+        response.json(ErrorBody {
+            message: self.message.clone(),
+            code: self.code,
+            details: self.details.clone(),
+        })
     }
 }

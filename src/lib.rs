@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod github;
 pub mod intake;
+pub mod integrations;
 pub mod logs;
 pub mod metrics;
 pub mod queue;

@@ -30,6 +30,8 @@ enum Command {
     Analyze(kitefix::cli::analyze::AnalyzeArgs),
     /// Score the classifier on a labelled manifest (see ci-eval/).
     Eval(kitefix::cli::eval::EvalArgs),
+    /// Connect, list, verify and remove Buildkite organisations; rotate the key.
+    Integrations(kitefix::cli::integrations::IntegrationsArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Serve { config, role } => serve(config, role),
         Command::Analyze(args) => report(kitefix::cli::analyze::run(args)),
         Command::Eval(args) => report(kitefix::cli::eval::run(args)),
+        Command::Integrations(args) => report(kitefix::cli::integrations::run(args)),
     }
 }
 

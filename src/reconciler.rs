@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 use crate::buildkite::{Build, BuildkiteClient};
 use crate::domain::OrgSlug;
 use crate::intake::{Accepted, Intake};
+use crate::integrations::Integrations;
+use crate::store::IntegrationStatus;
 use crate::store::Store;
 use crate::tokens::TokenSource;
 use crate::webhook::BuildFinished;
@@ -96,6 +98,28 @@ pub struct NoIntegrations;
 impl IntegrationTargets for NoIntegrations {
     async fn targets(&self) -> Vec<Target> {
         Vec::new()
+    }
+}
+
+/// Connected integrations are polled with their own token; ones whose token was rejected
+/// or lost a scope are not (the worker would refuse their builds anyway).
+#[async_trait::async_trait]
+impl IntegrationTargets for Integrations {
+    async fn targets(&self) -> Vec<Target> {
+        match self.list().await {
+            Ok(list) => list
+                .into_iter()
+                .filter(|i| i.status == IntegrationStatus::Connected)
+                .filter_map(|i| {
+                    let org = OrgSlug::parse(&i.org_slug).ok()?;
+                    Some(Target { org, integration_id: Some(i.id) })
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list integrations to reconcile");
+                Vec::new()
+            }
+        }
     }
 }
 

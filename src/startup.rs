@@ -15,15 +15,16 @@ use crate::classify::Classifier;
 use crate::config::{QueueKind, Settings};
 use crate::github::{GitHubAppConfig, GitHubClient, GitHubHost, GitHubMetrics, GitHubReporter};
 use crate::intake::Intake;
+use crate::integrations::{self, IntegrationMetrics, Integrations, StoreTokens};
 use crate::metrics::Metrics;
 use crate::queue::Queue;
 use crate::queue::embedded::EmbeddedQueue;
 use crate::queue::rabbitmq::{RabbitMqOptions, RabbitMqQueue};
-use crate::reconciler::{NoIntegrations, Reconciler, ReconcilerMetrics};
+use crate::reconciler::{Reconciler, ReconcilerMetrics};
 use crate::routes;
 use crate::state::AppState;
 use crate::store::Store;
-use crate::tokens::{ConfigToken, TokenSource};
+use crate::tokens::TokenSource;
 use crate::worker::{Pipeline, Processor, Reporter, Worker};
 
 /// Which parts run in this process (`serve --role`).
@@ -56,6 +57,9 @@ pub struct Application {
     state: web::Data<AppState>,
     shutdown: CancellationToken,
     grace: Duration,
+    /// How often this process re-verifies connected organisations (worker roles only:
+    /// they are the ones using the tokens).
+    verify_every: Option<Duration>,
 }
 
 impl Application {
@@ -102,7 +106,16 @@ impl Application {
             BuildkiteClient::new(settings.buildkite.api_url.clone(), ClientOptions::default())
                 .context("buildkite.api_url")?
                 .with_metrics(BuildkiteMetrics::register(metrics.registry())?);
-        let tokens: Arc<dyn TokenSource> = Arc::new(ConfigToken(settings.buildkite.token.clone()));
+        let integrations = Integrations::new(
+            store.clone(),
+            integrations::load_cipher(&settings).await.context("security.encryption_key_file")?,
+            buildkite.clone(),
+            IntegrationMetrics::register(metrics.registry())?,
+        );
+        integrations.refresh_gauge().await;
+        // Connected organisations' tokens first, then `buildkite.token`.
+        let tokens: Arc<dyn TokenSource> =
+            Arc::new(StoreTokens::new(integrations.clone(), settings.buildkite.token.clone()));
         let reconciler = (role.receives() && settings.reconciler.interval_secs > 0)
             .then(|| -> anyhow::Result<Reconciler> {
                 Ok(Reconciler {
@@ -110,7 +123,7 @@ impl Application {
                     intake: intake.clone(),
                     store: store.clone(),
                     tokens: tokens.clone(),
-                    integrations: Arc::new(NoIntegrations),
+                    integrations: Arc::new(integrations.clone()),
                     interval: Duration::from_secs(settings.reconciler.interval_secs),
                     lookback: Duration::from_secs(settings.reconciler.lookback_secs),
                     metrics: ReconcilerMetrics::register(metrics.registry())?,
@@ -138,9 +151,14 @@ impl Application {
             .with_context(|| format!("server.bind: cannot listen on {}", settings.server.bind))?;
         let port = listener.local_addr()?.port();
         let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
-        let state = web::Data::new(AppState { settings, store, queue, intake, metrics });
+        let state =
+            web::Data::new(AppState { settings, store, queue, intake, integrations, metrics });
         let server = run_http(listener, state.clone(), role, grace)?;
         tracing::info!(port, ?role, "kitefix listening");
+        let verify_every = match state.settings.integrations.verify_interval_secs {
+            secs if secs > 0 && role.works() => Some(Duration::from_secs(secs)),
+            _ => None,
+        };
         Ok(Self {
             port,
             server,
@@ -149,6 +167,7 @@ impl Application {
             state,
             shutdown: CancellationToken::new(),
             grace,
+            verify_every,
         })
     }
 
@@ -169,10 +188,19 @@ impl Application {
     /// accepting and finishes requests in flight, the worker takes no new message and
     /// finishes the builds it has; nothing unfinished is acked.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { server, worker, reconciler, state, shutdown, grace, .. } = self;
+        let Application {
+            server, worker, reconciler, state, shutdown, grace, verify_every, ..
+        } = self;
         let handle = server.handle();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         let server_task = tokio::spawn(server);
+        let verifier = verify_every.map(|every| {
+            tokio::spawn(integrations::verifier::run(
+                state.integrations.clone(),
+                every,
+                shutdown.clone(),
+            ))
+        });
         let worker_task = worker.map(|w| tokio::spawn(w.run(shutdown.clone(), grace)));
         let reconciler_task = reconciler.map(|r| tokio::spawn(r.run(shutdown.clone())));
 
@@ -180,6 +208,9 @@ impl Application {
         tracing::info!("shutting down");
         stop_server(handle).await;
         let server_result = server_task.await;
+        if let Some(verifier) = verifier {
+            verifier.await.context("integration verifier panicked")?;
+        }
         if let Some(worker_task) = worker_task {
             worker_task.await.context("worker task panicked")?;
         }
@@ -193,7 +224,8 @@ impl Application {
     }
 }
 
-/// The worker's real pipeline: Buildkite client, classifier, GitHub (or dry-run).
+/// The worker's real pipeline: Buildkite client, classifier, GitHub (or dry-run). Tokens
+/// come from the connected organisations, then `buildkite.token`.
 fn pipeline(
     settings: &Settings,
     store: &Store,

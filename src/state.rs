@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::intake::Intake;
+use crate::integrations::Integrations;
 use crate::metrics::Metrics;
 use crate::queue::Queue;
 use crate::store::Store;
@@ -14,5 +15,6 @@ pub struct AppState {
     pub store: Store,
     pub queue: Arc<dyn Queue>,
     pub intake: Intake,
+    pub integrations: Integrations,
     pub metrics: Metrics,
 }

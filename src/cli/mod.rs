@@ -1,8 +1,10 @@
 //! Offline commands: `kitefix analyze` (classify one log) and `kitefix eval` (score the
-//! classifier on a labelled manifest). `main.rs` wires their `Args` into the CLI.
+//! classifier on a labelled manifest), and `kitefix integrations` (connected Buildkite
+//! organisations). `main.rs` wires their `Args` into the CLI.
 
 pub mod analyze;
 pub mod eval;
+pub mod integrations;
 
 use std::path::Path;
 

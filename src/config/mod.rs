@@ -37,6 +37,7 @@ pub struct Settings {
     pub github: GitHubSettings,
     pub admin: AdminSettings,
     pub security: SecuritySettings,
+    pub integrations: IntegrationsSettings,
     pub log: LogSettings,
 }
 
@@ -131,6 +132,13 @@ pub struct AdminSettings {
 #[derive(Debug, Clone)]
 pub struct SecuritySettings {
     pub encryption_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IntegrationsSettings {
+    /// How often connected organisations' tokens are checked with Buildkite again; 0
+    /// turns the check off.
+    pub verify_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -251,6 +259,7 @@ struct RawSettings {
     github: RawGitHub,
     admin: RawAdmin,
     security: RawSecurity,
+    integrations: RawIntegrations,
     log: RawLog,
 }
 
@@ -338,6 +347,12 @@ struct RawAdmin {
 #[serde(deny_unknown_fields)]
 struct RawSecurity {
     encryption_key_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIntegrations {
+    verify_interval_secs: u64,
 }
 
 #[derive(Deserialize)]
@@ -461,6 +476,25 @@ impl RawSettings {
             c.problem("store.url", "must start with sqlite:// or postgres://");
         }
         c.at_least("store.max_connections", self.store.max_connections, 1);
+        let postgres = store_url.starts_with("postgres");
+        if postgres && self.security.encryption_key_file.is_none() {
+            c.problem(
+                "security.encryption_key_file",
+                "is required with a PostgreSQL store (every replica needs the same key): create one with `openssl rand -hex 32 > kitefix.key && chmod 600 kitefix.key` and point this key at it",
+            );
+        }
+        if let Some(path) = &self.security.encryption_key_file
+            && postgres
+            && !path.is_file()
+        {
+            c.problem(
+                "security.encryption_key_file",
+                format!(
+                    "`{}` is not a readable file; create it with `openssl rand -hex 32 > {0}`",
+                    path.display()
+                ),
+            );
+        }
         c.at_least("worker.concurrency", self.worker.concurrency, 1);
         c.at_least("worker.build_timeout_secs", self.worker.build_timeout_secs, 1);
         c.at_least("worker.jobs_per_build", self.worker.jobs_per_build, 1);
@@ -574,6 +608,9 @@ impl RawSettings {
             github: GitHubSettings { api_url: github_api.expect("checked above"), web_host, app },
             admin: AdminSettings { token: admin_token },
             security: SecuritySettings { encryption_key_file: self.security.encryption_key_file },
+            integrations: IntegrationsSettings {
+                verify_interval_secs: self.integrations.verify_interval_secs,
+            },
             log: LogSettings { format: self.log.format, level: self.log.level },
         })
     }
@@ -606,6 +643,8 @@ mod tests {
         assert!(s.github.app.is_none(), "no App configured means dry-run");
         assert!(s.webhook.token.is_none());
         assert!(s.admin_open_without_token());
+        assert_eq!(s.integrations.verify_interval_secs, 3600);
+        assert!(s.security.encryption_key_file.is_none(), "SQLite generates its key");
     }
 
     #[test]
@@ -647,6 +686,15 @@ mod tests {
             .merge(Serialized::default("github.app_id", 42));
         let err = Settings::from_figment(f).unwrap_err();
         assert_eq!(keys(err), ["github.private_key_path"]);
+    }
+
+    #[test]
+    fn postgres_needs_an_encryption_key_file() {
+        let err = load(&[("store.url", "postgres://kitefix@db/kitefix")]).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(keys(err), ["security.encryption_key_file"]);
+        assert!(text.contains("openssl rand -hex 32"), "says how to fix it: {text}");
+        assert!(load(&[]).is_ok(), "SQLite generates its key");
     }
 
     #[test]

@@ -4,6 +4,7 @@ mod admin_auth;
 mod admin_page;
 mod analyses;
 mod health;
+mod integrations;
 mod metrics;
 pub(crate) mod webhooks;
 
@@ -21,6 +22,9 @@ pub fn configure_receiver(cfg: &mut web::ServiceConfig) {
     webhooks::configure(cfg);
     admin_page::configure(cfg);
     cfg.service(
-        web::scope("/api").wrap(from_fn(admin_auth::require_admin)).configure(analyses::configure),
+        web::scope("/api")
+            .wrap(from_fn(admin_auth::require_admin))
+            .configure(analyses::configure)
+            .configure(integrations::configure),
     );
 }

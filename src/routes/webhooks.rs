@@ -18,7 +18,8 @@ use crate::webhook::signature::{self, Credential, SIGNATURE_HEADER, TOKEN_HEADER
 use crate::webhook::{EventName, WebhookEvent, event};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/webhooks/buildkite", web::post().to(receive_buildkite));
+    cfg.route("/webhooks/buildkite", web::post().to(receive_buildkite))
+        .route("/webhooks/buildkite/{id}", web::post().to(receive_for_integration));
 }
 
 #[derive(Serialize)]
@@ -39,6 +40,35 @@ async fn receive_buildkite(
 ) -> Result<HttpResponse, ApiError> {
     let token = state.settings.webhook.token.clone();
     handle(&req, payload, &state, token.as_ref(), None).await
+}
+
+/// A connected organisation's route, verified with that integration's webhook token.
+/// An unknown or removed id is checked against a random token, so it is refused exactly
+/// as a wrong token is and the answer does not reveal whether the id exists.
+#[tracing::instrument(name = "webhook.receive", skip_all, fields(integration_id = %id, event = tracing::field::Empty, build_id = tracing::field::Empty))]
+async fn receive_for_integration(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let known = match uuid::Uuid::parse_str(&id) {
+        Ok(_) => state.integrations.webhook_token(&id).await.map_err(|e| {
+            tracing::error!(error = %e, "integration webhook token unavailable");
+            ApiError::unavailable("the webhook could not be checked right now; try again")
+        })?,
+        Err(_) => None,
+    };
+    let token = match &known {
+        Some(token) => token.clone(),
+        None => crate::integrations::decoy_token(),
+    };
+    let response = handle(&req, payload, &state, Some(&token), Some(id.clone())).await;
+    if known.is_some() && response.is_ok() {
+        state.integrations.webhook_seen(&id).await;
+    }
+    response
 }
 
 /// The steps shared by every webhook route; `token` is the secret this route verifies

@@ -6,10 +6,12 @@
 mod builds;
 mod cursors;
 mod db;
+mod integrations;
 
 pub use builds::{BuildRecord, BuildState};
 pub use db::Db;
 pub(crate) use db::with_pool;
+pub use integrations::{IntegrationRecord, IntegrationStatus};
 
 use secrecy::SecretString;
 

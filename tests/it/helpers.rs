@@ -197,6 +197,11 @@ pub async fn spawn_app_with(config: TestConfig) -> TestApp {
             },
         ))
         .merge(Serialized::default("log.format", "pretty"));
+    if shared.store_url.starts_with("postgres") {
+        // PostgreSQL needs an explicit key (config refuses to start without one).
+        figment = figment
+            .merge(Serialized::default("security.encryption_key_file", key_file(&shared._dir)));
+    }
     if let Some(token) = &config.webhook_token {
         figment = figment.merge(Serialized::default("webhook.token", token));
     }
@@ -223,6 +228,15 @@ pub async fn spawn_app_with(config: TestConfig) -> TestApp {
         shutdown,
         running: Some(running),
     }
+}
+
+/// A key file in `dir`, created on first use (kept across restarts with `reuse`).
+pub fn key_file(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    let path = dir.path().join("encryption.key");
+    if !path.exists() {
+        std::fs::write(&path, format!("{}\n", "ab".repeat(32))).expect("key file written");
+    }
+    path
 }
 
 /// A fresh, empty database per test; leftovers are dropped by `.ci/run`.

@@ -15,6 +15,7 @@ mod cli;
 mod config_errors;
 mod embedded_queue;
 mod github_reporter;
+mod integrations;
 mod pipeline;
 mod rabbitmq_queue;
 mod reconciler;

@@ -158,3 +158,49 @@ async fn an_unreachable_buildkite_leaves_the_cursor_where_it_was() {
     let text = s.metrics.render();
     assert_eq!(metric(&text, "kitefix_reconciler_polls_total{outcome=\"error\"}"), Some(1.0));
 }
+
+#[tokio::test]
+async fn a_connected_organisation_is_polled_with_its_own_token() {
+    use kitefix::integrations::StoreTokens;
+    use kitefix::reconciler::IntegrationTargets;
+
+    let buildkite = crate::integrations::buildkite().await;
+    let app = crate::integrations::app_with(&buildkite, StoreKind::Sqlite, false).await;
+    assert_eq!(crate::integrations::connect(&app, "acme", bk::API_TOKEN).await.status(), 201);
+    let integrations = crate::integrations::service(&app, &buildkite).await;
+    let lost = failed_build(74);
+    mount_failed_builds(&buildkite, vec![api_build(&lost)]).await;
+
+    let targets = integrations.targets().await;
+    assert_eq!(targets.len(), 1);
+    assert_eq!(targets[0].org.as_str(), "acme");
+    let integration_id = targets[0].integration_id.clone().expect("polled as the integration");
+    let metrics = Metrics::new();
+    let queue: Arc<dyn Queue> =
+        Arc::new(EmbeddedQueue::new(app.store.db().clone(), Duration::from_secs(60), 3));
+    let reconciler = Reconciler {
+        client: BuildkiteClient::new(buildkite.uri().parse().unwrap(), ClientOptions::default())
+            .unwrap(),
+        intake: Intake::new(app.store.clone(), queue, metrics.clone()),
+        store: app.store.clone(),
+        // No config token: only the integration's own token can work.
+        tokens: Arc::new(StoreTokens::new(integrations.clone(), None)),
+        integrations: Arc::new(integrations),
+        interval: Duration::from_secs(300),
+        lookback: Duration::from_secs(3600),
+        metrics: ReconcilerMetrics::register(metrics.registry()).unwrap(),
+    };
+
+    let results = reconciler.pass().await;
+
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0].1.clone().unwrap().queued, 1);
+    for _ in 0..100 {
+        if let Some(record) = app.store.build(&dedupe_key(&lost)).await.unwrap() {
+            assert_eq!(record.integration_id.as_deref(), Some(integration_id.as_str()));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the lost build was not recorded");
+}

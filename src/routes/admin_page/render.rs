@@ -149,12 +149,12 @@ fn integrations(h: &mut String, p: &Page<'_>) {
             }
             None => status_label(&i.status).to_owned(),
         };
-        let _ = write!(
+        let _ = writeln!(
             h,
             "<tr><th scope=\"row\">{org}</th><td class=\"status-{class}\">{status}</td>\
              <td><code>…{last4}</code></td><td>{seen}</td><td><code>{path}</code></td>\
              <td><form method=\"post\" action=\"/integrations/{id}/remove\">\
-             <button type=\"submit\" aria-label=\"Remove {org}\">Remove</button></form></td></tr>\n",
+             <button type=\"submit\" aria-label=\"Remove {org}\">Remove</button></form></td></tr>",
             org = escape(&i.org),
             class = escape(&i.status),
             last4 = escape(&i.token_last4),
@@ -172,32 +172,32 @@ fn connect_form(h: &mut String, p: &Page<'_>) {
     );
     match p.notice {
         Some(Notice::Connected { org, webhook_url, webhook_token }) => {
-            let _ = write!(
+            let _ = writeln!(
                 h,
                 "<div role=\"status\" class=\"notice ok\"><p><strong>Connected {org}.</strong> \
                  In Buildkite, add a webhook (Organization Settings → Notification Services → \
                  Webhook) with this URL and token, token mode “Signature”, event \
                  <code>build.finished</code>. The token is shown only this once.</p>\
                  <dl><dt>Webhook URL</dt><dd><code>{url}</code></dd>\
-                 <dt>Webhook token</dt><dd><code>{token}</code></dd></dl></div>\n",
+                 <dt>Webhook token</dt><dd><code>{token}</code></dd></dl></div>",
                 org = escape(org),
                 url = escape(webhook_url),
                 token = escape(webhook_token),
             );
         }
         Some(Notice::Removed { org }) => {
-            let _ = write!(
+            let _ = writeln!(
                 h,
                 "<div role=\"status\" class=\"notice ok\"><p>Removed {}. Its webhooks are \
-                 refused and its token is no longer used.</p></div>\n",
+                 refused and its token is no longer used.</p></div>",
                 escape(org)
             );
         }
         Some(Notice::Error { message }) => {
-            let _ = write!(
+            let _ = writeln!(
                 h,
                 "<div role=\"alert\" class=\"notice error\" id=\"connect-error\"><p>\
-                 <strong>Not connected:</strong> {}</p></div>\n",
+                 <strong>Not connected:</strong> {}</p></div>",
                 escape(message)
             );
         }
@@ -207,7 +207,7 @@ fn connect_form(h: &mut String, p: &Page<'_>) {
         Some(Notice::Error { .. }) => " aria-describedby=\"connect-error token-help\"",
         _ => " aria-describedby=\"token-help\"",
     };
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<form method=\"post\" action=\"/integrations\">\n\
          <p><label for=\"org_slug\">Organisation slug</label>\
@@ -220,7 +220,7 @@ fn connect_form(h: &mut String, p: &Page<'_>) {
          Tokens with the scopes read_builds, read_build_logs, read_job_env, read_pipelines, \
          read_organizations, read_artifacts, read_teams, read_user and read_suites. It is \
          verified with Buildkite and stored encrypted.</p>\n\
-         <p><button type=\"submit\">Connect</button></p>\n</form>\n</section>\n",
+         <p><button type=\"submit\">Connect</button></p>\n</form>\n</section>",
         org = escape(&p.form.org),
     );
 }
@@ -252,10 +252,10 @@ fn analyses(h: &mut String, analyses: &[AnalysisView]) {
             None if a.state == "reported" => "dry-run".to_owned(),
             None => "—".to_owned(),
         };
-        let _ = write!(
+        let _ = writeln!(
             h,
             "<tr><th scope=\"row\">{build}</th><td>{state}</td><td>{category}</td>\
-             <td>{cause}</td><td>{check}</td><td>{updated}</td></tr>\n",
+             <td>{cause}</td><td>{check}</td><td>{updated}</td></tr>",
             state = escape(&a.state),
             category = a.category.as_deref().map(escape).unwrap_or_default(),
             updated = escape(&a.updated),
