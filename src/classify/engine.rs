@@ -27,12 +27,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, MatchKind};
 use regex::{Captures, Regex};
 
 use super::analysis::{Analysis, Category, Excerpt, JobMeta, Location, Secondary};
 use super::literals::required_literals;
 use super::rules::{Action, Pick, Rule, RuleError, RuleSet};
+use crate::logs::literal_scan::LiteralScanner;
 
 /// Lines of context kept behind the current line: enough for any rule's excerpt
 /// (at most 40 lines) to be cut once its last line has arrived.
@@ -70,7 +71,7 @@ pub const NO_RULE: &str = "none";
 #[derive(Debug)]
 pub struct Classifier {
     rules: Vec<Rule>,
-    prefilter: AhoCorasick,
+    prefilter: Prefilter,
     /// Automaton pattern id → the rules that literal belongs to.
     literal_rules: Vec<Vec<u32>>,
     /// Rules with no required literal: tried on every line.
@@ -138,23 +139,20 @@ impl Classifier {
                 }
             }
         }
-        let prefilter = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&literals)
-            .or_else(|_| {
-                // A very large user rule set may not fit a DFA; the NFA is slower, not wrong.
-                AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    .build(&literals)
-            })
-            .map_err(|e| RuleError::Invalid {
-                file: "(all rules)".into(),
-                rule: "(prefilter)".into(),
-                reason: e.to_string(),
-            })?;
+        let prefilter = match LiteralScanner::new(&literals) {
+            Ok(scanner) => Prefilter::Dfa(Box::new(scanner)),
+            // A very large user rule set may not fit a DFA; the NFA is slower, not wrong.
+            Err(_) => AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .build(&literals)
+                .map(Prefilter::Nfa)
+                .map_err(|e| RuleError::Invalid {
+                    file: "(all rules)".into(),
+                    rule: "(prefilter)".into(),
+                    reason: e.to_string(),
+                })?,
+        };
         let collects = rules
             .iter()
             .map(|r| {
@@ -191,6 +189,27 @@ impl Classifier {
     /// Starts classifying one job's log.
     pub fn session(&self, meta: JobMeta) -> Session<'_> {
         Session::new(self, meta)
+    }
+}
+
+/// The automaton over every rule's required literals.
+#[derive(Debug)]
+enum Prefilter {
+    Dfa(Box<LiteralScanner>),
+    Nfa(AhoCorasick),
+}
+
+impl Prefilter {
+    /// Calls `hit` with the index of every literal in `text` (some more than once).
+    fn for_each(&self, text: &[u8], mut hit: impl FnMut(usize)) {
+        match self {
+            Prefilter::Dfa(scanner) => scanner.for_each(text, |literal, _| hit(literal)),
+            Prefilter::Nfa(ac) => {
+                for m in ac.find_overlapping_iter(text) {
+                    hit(m.pattern().as_usize());
+                }
+            }
+        }
     }
 }
 
@@ -337,9 +356,10 @@ impl<'c> Session<'c> {
         let view = match_view(text);
         // Which patterns can match: the prefilter's, deduplicated, in rule order.
         self.scratch.clear();
-        for m in self.c.prefilter.find_overlapping_iter(text) {
-            self.scratch.extend_from_slice(&self.c.literal_rules[m.pattern().as_usize()]);
-        }
+        let (literal_rules, scratch) = (&self.c.literal_rules, &mut self.scratch);
+        self.c.prefilter.for_each(text.as_bytes(), |literal| {
+            scratch.extend_from_slice(&literal_rules[literal]);
+        });
         self.scratch.extend_from_slice(&self.c.unfiltered);
         if !self.scratch.is_empty() {
             self.scratch.sort_unstable();
