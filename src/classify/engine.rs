@@ -31,7 +31,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use regex::{Captures, Regex};
 
 use super::analysis::{Analysis, Category, Excerpt, JobMeta, Location, Secondary};
-use super::literals::required_literals;
+use super::literals::{line_starts, required_literals};
 use super::rules::{Action, Pick, Rule, RuleError, RuleSet};
 use crate::logs::literal_scan::LiteralScanner;
 
@@ -78,6 +78,8 @@ pub struct Classifier {
     unfiltered: Vec<u32>,
     /// Per rule: its hits matter after the first one in a step (tests, locations).
     collects: Vec<bool>,
+    /// Per rule and pattern: what every line it matches starts with, if known.
+    starts: Vec<Vec<Option<Vec<Vec<u8>>>>>,
     /// Lines that call themselves warnings: they did not fail the job.
     warning: Regex,
 }
@@ -166,7 +168,11 @@ impl Classifier {
             rule: "(warning veto)".into(),
             reason: e.to_string(),
         })?;
-        Ok(Classifier { rules, prefilter, literal_rules, unfiltered, collects, warning })
+        let starts = rules
+            .iter()
+            .map(|r| r.patterns.iter().map(|p| line_starts(p.as_str())).collect())
+            .collect();
+        Ok(Classifier { rules, prefilter, literal_rules, unfiltered, collects, starts, warning })
     }
 
     /// The rules, in priority-independent file order.
@@ -392,8 +398,13 @@ impl<'c> Session<'c> {
             let wrapper = groups.iter().any(|&(r, a, b)| {
                 let rule = &self.c.rules[r as usize];
                 rule.action == Action::Wrapper
-                    && rule_match(rule, &candidates[a..b], if rule.raw { text } else { view })
-                        .is_some()
+                    && rule_match(
+                        rule,
+                        &self.c.starts[r as usize],
+                        &candidates[a..b],
+                        if rule.raw { text } else { view },
+                    )
+                    .is_some()
             });
             if wrapper {
                 self.ring[ring_slot].skip = true;
@@ -411,7 +422,9 @@ impl<'c> Session<'c> {
                     continue;
                 }
                 let subject = if rule.raw { text } else { view };
-                let Some((pattern, caps)) = rule_match(rule, &candidates[first..end], subject)
+                let starts = &self.c.starts[rule_index as usize];
+                let Some((pattern, caps)) =
+                    rule_match(rule, starts, &candidates[first..end], subject)
                 else {
                     continue;
                 };
@@ -985,12 +998,23 @@ fn strip_mozharness(t: &str) -> &str {
 /// pattern matches too.
 /// `targets` are the prefilter's targets for this rule (`rule << 8 | pattern`): only those
 /// patterns can match.
-fn rule_match<'t>(rule: &Rule, targets: &[u32], text: &'t str) -> Option<(usize, Captures<'t>)> {
-    // `is_match` first: most lines the prefilter lets through do not match, and it skips
+fn rule_match<'t>(
+    rule: &Rule,
+    starts: &[Option<Vec<Vec<u8>>>],
+    targets: &[u32],
+    text: &'t str,
+) -> Option<(usize, Captures<'t>)> {
+    // A line that does not start like an anchored pattern cannot match it; then
+    // `is_match`: most lines the prefilter lets through do not match, and it skips
     // allocating capture slots for them.
+    let starts_right = |i: usize| match starts.get(i) {
+        Some(Some(set)) => set.iter().any(|s| text.as_bytes().starts_with(s)),
+        _ => true,
+    };
     let found = targets
         .iter()
         .map(|&t| (t & 0xff) as usize)
+        .filter(|&i| starts_right(i))
         .filter_map(|i| Some((i, rule.patterns.get(i)?)))
         .filter(|(_, p)| p.is_match(text))
         .find_map(|(i, p)| Some((i, p.captures(text)?)))?;
