@@ -80,17 +80,22 @@ pub(crate) fn line_starts(pattern: &str) -> Option<Vec<Vec<u8>>> {
         return None;
     }
     let seq = Extractor::new().extract(&hir);
-    let literals = seq.literals()?;
+    let mut literals: Vec<&[u8]> = seq.literals()?.iter().map(|l| l.as_bytes()).collect();
+    // A line that starts with `FAILED [` starts with `FAILED ` too: keep the shortest.
+    literals.sort_by_key(|l| l.len());
+    let mut starts: Vec<Vec<u8>> = Vec::new();
+    for lit in literals {
+        if !starts.iter().any(|s| lit.starts_with(s)) {
+            starts.push(lit.to_vec());
+        }
+    }
     // An empty prefix (`^\s*…`) holds for every line; no literal at all means the
     // extractor gave up on something, so check nothing rather than too much. Many
     // prefixes (the case variants of `(?i)^error`) cost more to compare than the regex.
-    if literals.is_empty()
-        || literals.len() > MAX_LINE_STARTS
-        || literals.iter().any(|l| l.as_bytes().is_empty())
-    {
+    if starts.is_empty() || starts.len() > MAX_LINE_STARTS || starts.iter().any(Vec::is_empty) {
         return None;
     }
-    Some(literals.iter().map(|l| l.as_bytes().to_vec()).collect())
+    Some(starts)
 }
 
 fn analyse(hir: &Hir) -> Info {
@@ -454,6 +459,11 @@ mod tests {
         assert_eq!(
             starts(r"^(?:FAIL|ERROR): \w+"),
             Some(vec!["FAIL: ".to_owned(), "ERROR: ".to_owned()])
+        );
+        // Optional parts multiply the prefixes; the longer ones add nothing.
+        assert_eq!(
+            starts(r"^(?:FAILED|ERROR|FAILED TWICE:?) (?:\[[\d.]+s\] )?(?P<t>\S+)"),
+            Some(vec!["ERROR ".to_owned(), "FAILED ".to_owned()])
         );
         // Not anchored, anchored in one branch only, starting with an optional part, or
         // with more case variants than are worth comparing.
