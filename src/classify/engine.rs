@@ -27,12 +27,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, MatchKind};
 use regex::{Captures, Regex};
 
 use super::analysis::{Analysis, Category, Excerpt, JobMeta, Location, Secondary};
-use super::literals::required_literals;
+use super::literals::{line_starts, required_literals};
 use super::rules::{Action, Pick, Rule, RuleError, RuleSet};
+use crate::logs::literal_scan::LiteralScanner;
 
 /// Lines of context kept behind the current line: enough for any rule's excerpt
 /// (at most 40 lines) to be cut once its last line has arrived.
@@ -70,13 +71,15 @@ pub const NO_RULE: &str = "none";
 #[derive(Debug)]
 pub struct Classifier {
     rules: Vec<Rule>,
-    prefilter: AhoCorasick,
+    prefilter: Prefilter,
     /// Automaton pattern id → the rules that literal belongs to.
     literal_rules: Vec<Vec<u32>>,
     /// Rules with no required literal: tried on every line.
     unfiltered: Vec<u32>,
     /// Per rule: its hits matter after the first one in a step (tests, locations).
     collects: Vec<bool>,
+    /// Per rule and pattern: what every line it matches starts with, if known.
+    starts: Vec<Vec<Option<Vec<Vec<u8>>>>>,
     /// Lines that call themselves warnings: they did not fail the job.
     warning: Regex,
 }
@@ -138,23 +141,20 @@ impl Classifier {
                 }
             }
         }
-        let prefilter = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&literals)
-            .or_else(|_| {
-                // A very large user rule set may not fit a DFA; the NFA is slower, not wrong.
-                AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    .build(&literals)
-            })
-            .map_err(|e| RuleError::Invalid {
-                file: "(all rules)".into(),
-                rule: "(prefilter)".into(),
-                reason: e.to_string(),
-            })?;
+        let prefilter = match LiteralScanner::new(&literals) {
+            Ok(scanner) => Prefilter::Dfa(Box::new(scanner)),
+            // A very large user rule set may not fit a DFA; the NFA is slower, not wrong.
+            Err(_) => AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .build(&literals)
+                .map(Prefilter::Nfa)
+                .map_err(|e| RuleError::Invalid {
+                    file: "(all rules)".into(),
+                    rule: "(prefilter)".into(),
+                    reason: e.to_string(),
+                })?,
+        };
         let collects = rules
             .iter()
             .map(|r| {
@@ -168,7 +168,11 @@ impl Classifier {
             rule: "(warning veto)".into(),
             reason: e.to_string(),
         })?;
-        Ok(Classifier { rules, prefilter, literal_rules, unfiltered, collects, warning })
+        let starts = rules
+            .iter()
+            .map(|r| r.patterns.iter().map(|p| line_starts(p.as_str())).collect())
+            .collect();
+        Ok(Classifier { rules, prefilter, literal_rules, unfiltered, collects, starts, warning })
     }
 
     /// The rules, in priority-independent file order.
@@ -191,6 +195,27 @@ impl Classifier {
     /// Starts classifying one job's log.
     pub fn session(&self, meta: JobMeta) -> Session<'_> {
         Session::new(self, meta)
+    }
+}
+
+/// The automaton over every rule's required literals.
+#[derive(Debug)]
+enum Prefilter {
+    Dfa(Box<LiteralScanner>),
+    Nfa(AhoCorasick),
+}
+
+impl Prefilter {
+    /// Calls `hit` with the index of every literal in `text` (some more than once).
+    fn for_each(&self, text: &[u8], mut hit: impl FnMut(usize)) {
+        match self {
+            Prefilter::Dfa(scanner) => scanner.for_each(text, |literal, _| hit(literal)),
+            Prefilter::Nfa(ac) => {
+                for m in ac.find_overlapping_iter(text) {
+                    hit(m.pattern().as_usize());
+                }
+            }
+        }
     }
 }
 
@@ -337,9 +362,10 @@ impl<'c> Session<'c> {
         let view = match_view(text);
         // Which patterns can match: the prefilter's, deduplicated, in rule order.
         self.scratch.clear();
-        for m in self.c.prefilter.find_overlapping_iter(text) {
-            self.scratch.extend_from_slice(&self.c.literal_rules[m.pattern().as_usize()]);
-        }
+        let (literal_rules, scratch) = (&self.c.literal_rules, &mut self.scratch);
+        self.c.prefilter.for_each(text.as_bytes(), |literal| {
+            scratch.extend_from_slice(&literal_rules[literal]);
+        });
         self.scratch.extend_from_slice(&self.c.unfiltered);
         if !self.scratch.is_empty() {
             self.scratch.sort_unstable();
@@ -372,8 +398,13 @@ impl<'c> Session<'c> {
             let wrapper = groups.iter().any(|&(r, a, b)| {
                 let rule = &self.c.rules[r as usize];
                 rule.action == Action::Wrapper
-                    && rule_match(rule, &candidates[a..b], if rule.raw { text } else { view })
-                        .is_some()
+                    && rule_match(
+                        rule,
+                        &self.c.starts[r as usize],
+                        &candidates[a..b],
+                        if rule.raw { text } else { view },
+                    )
+                    .is_some()
             });
             if wrapper {
                 self.ring[ring_slot].skip = true;
@@ -391,7 +422,9 @@ impl<'c> Session<'c> {
                     continue;
                 }
                 let subject = if rule.raw { text } else { view };
-                let Some((pattern, caps)) = rule_match(rule, &candidates[first..end], subject)
+                let starts = &self.c.starts[rule_index as usize];
+                let Some((pattern, caps)) =
+                    rule_match(rule, starts, &candidates[first..end], subject)
                 else {
                     continue;
                 };
@@ -965,12 +998,23 @@ fn strip_mozharness(t: &str) -> &str {
 /// pattern matches too.
 /// `targets` are the prefilter's targets for this rule (`rule << 8 | pattern`): only those
 /// patterns can match.
-fn rule_match<'t>(rule: &Rule, targets: &[u32], text: &'t str) -> Option<(usize, Captures<'t>)> {
-    // `is_match` first: most lines the prefilter lets through do not match, and it skips
+fn rule_match<'t>(
+    rule: &Rule,
+    starts: &[Option<Vec<Vec<u8>>>],
+    targets: &[u32],
+    text: &'t str,
+) -> Option<(usize, Captures<'t>)> {
+    // A line that does not start like an anchored pattern cannot match it; then
+    // `is_match`: most lines the prefilter lets through do not match, and it skips
     // allocating capture slots for them.
+    let starts_right = |i: usize| match starts.get(i) {
+        Some(Some(set)) => set.iter().any(|s| text.as_bytes().starts_with(s)),
+        _ => true,
+    };
     let found = targets
         .iter()
         .map(|&t| (t & 0xff) as usize)
+        .filter(|&i| starts_right(i))
         .filter_map(|i| Some((i, rule.patterns.get(i)?)))
         .filter(|(_, p)| p.is_match(text))
         .find_map(|(i, p)| Some((i, p.captures(text)?)))?;

@@ -11,13 +11,16 @@
 //! Literals are ASCII-lowercased: the automaton is ASCII case-insensitive, so a set found
 //! here may let through a few lines the regex then rejects, never the reverse.
 
-use regex_syntax::hir::{Class, Hir, HirKind};
+use regex_syntax::hir::literal::Extractor;
+use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
 /// Cap on the number of alternatives tracked for one node, so that classes and
 /// alternations cannot blow up into huge cross products.
 const MAX_ALTERNATIVES: usize = 32;
 /// Cap on the length of a final literal; longer ones add nothing to selectivity.
 const MAX_LITERAL: usize = 10;
+/// Cap on the number of line starts checked before an anchored pattern's regex.
+const MAX_LINE_STARTS: usize = 8;
 
 /// What one node of the pattern guarantees.
 #[derive(Debug, Clone, Default)]
@@ -63,6 +66,36 @@ pub(crate) fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
     }
     let best = dedup(best);
     (min_len(&best) >= 2).then_some(best)
+}
+
+/// The strings one of which starts every line `pattern` matches, when the pattern is
+/// anchored at the start (`^…`) and has a finite set of literal prefixes (exact bytes, case
+/// variants included), or `None`. A `starts_with` check then spares the regex call on the
+/// many lines that contain a rule's literal but do not start like its pattern.
+pub(crate) fn line_starts(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    let hir = regex_syntax::ParserBuilder::new().build().parse(pattern).ok()?;
+    // Every match begins where `^` holds: at the start of the line (no `(?m)` in rules,
+    // and the engine matches one line at a time anyway).
+    if !hir.properties().look_set_prefix().contains(Look::Start) {
+        return None;
+    }
+    let seq = Extractor::new().extract(&hir);
+    let mut literals: Vec<&[u8]> = seq.literals()?.iter().map(|l| l.as_bytes()).collect();
+    // A line that starts with `FAILED [` starts with `FAILED ` too: keep the shortest.
+    literals.sort_by_key(|l| l.len());
+    let mut starts: Vec<Vec<u8>> = Vec::new();
+    for lit in literals {
+        if !starts.iter().any(|s| lit.starts_with(s)) {
+            starts.push(lit.to_vec());
+        }
+    }
+    // An empty prefix (`^\s*…`) holds for every line; no literal at all means the
+    // extractor gave up on something, so check nothing rather than too much. Many
+    // prefixes (the case variants of `(?i)^error`) cost more to compare than the regex.
+    if starts.is_empty() || starts.len() > MAX_LINE_STARTS || starts.iter().any(Vec::is_empty) {
+        return None;
+    }
+    Some(starts)
 }
 
 fn analyse(hir: &Hir) -> Info {
@@ -414,6 +447,39 @@ mod tests {
             lits(r"(?i)\b(?:HTTP|status)[ :=]*5(?:0[0234])\b"),
             Some(vec!["500".into(), "502".into(), "503".into(), "504".into()])
         );
+    }
+
+    #[test]
+    fn anchored_patterns_give_their_line_starts() {
+        let starts = |p: &str| {
+            line_starts(p)
+                .map(|v| v.into_iter().map(|b| String::from_utf8_lossy(&b).into_owned()).collect())
+        };
+        assert_eq!(starts(r"^Tests:\s+(?P<failed>[1-9]\d*) failed"), Some(vec!["Tests:".into()]));
+        assert_eq!(
+            starts(r"^(?:FAIL|ERROR): \w+"),
+            Some(vec!["FAIL: ".to_owned(), "ERROR: ".to_owned()])
+        );
+        // Optional parts multiply the prefixes; the longer ones add nothing.
+        assert_eq!(
+            starts(r"^(?:FAILED|ERROR|FAILED TWICE:?) (?:\[[\d.]+s\] )?(?P<t>\S+)"),
+            Some(vec!["ERROR ".to_owned(), "FAILED ".to_owned()])
+        );
+        // Not anchored, anchored in one branch only, starting with an optional part, or
+        // with more case variants than are worth comparing.
+        assert_eq!(starts(r"Tests: \d+"), None);
+        assert_eq!(starts(r"^FAIL|ERROR"), None);
+        assert_eq!(starts(r"^\s*error: (?P<message>.+)$"), None);
+        assert_eq!(starts(r"(?i)^error: x"), None);
+        // Every line the regex matches starts with one of the strings.
+        for (pattern, line) in [
+            (r"^(?i:e)rror: x", "Error: x"),
+            (r"^E {3,}(?P<m>\w+Error\b.*)$", "E       ValueError: x"),
+            (r"^(?:FAILED|ERROR) (?P<t>\S+\.py::\S+)", "ERROR tests/a.py::t"),
+        ] {
+            let set = line_starts(pattern).expect("anchored with a prefix");
+            assert!(set.iter().any(|s| line.as_bytes().starts_with(s)), "{pattern} / {line}");
+        }
     }
 
     #[test]

@@ -7,5 +7,6 @@
 //! numbered, ANSI-free lines; `redact` removes secrets from each line before anything
 //! else sees it.
 
+pub(crate) mod literal_scan;
 pub mod normalise;
 pub mod redact;

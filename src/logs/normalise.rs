@@ -31,7 +31,7 @@
 
 use std::borrow::Cow;
 
-use memchr::{memchr, memchr2, memchr3};
+use memchr::{memchr, memchr3};
 
 /// Longest line kept, in bytes of input text after escapes are removed. Longer lines are
 /// truncated so that one pathological line (a minified bundle, a base64 blob) cannot
@@ -154,21 +154,17 @@ impl LineNormaliser {
             // Fast path: a whole plain line inside the chunk is emitted without copying. It
             // also takes the commonest decorations: a BEL-terminated APC at the start (the
             // Buildkite timestamp) and `\r` before the `\n` (PTY line ends).
+            // One search finds the line's end and any escape or `\r` before it.
             if self.line.is_empty()
                 && !self.pending_cr
-                && let Some(nl) = memchr(b'\n', rest)
+                && let Some(from) = skip_timestamp_apc(rest)
+                && let Some(k) = memchr3(b'\n', b'\r', ESC, &rest[from..])
             {
-                let mut text = &rest[..nl];
-                if text.starts_with(b"\x1b_")
-                    && let Some(end) = memchr2(BEL, ESC, &text[2..])
-                    && text[2 + end] == BEL
-                {
-                    text = &text[2 + end + 1..];
-                }
-                while let [head @ .., b'\r'] = text {
-                    text = head;
-                }
-                if text.len() <= MAX_LINE_BYTES && memchr2(ESC, b'\r', text).is_none() {
+                let end = from + k;
+                // Only `\r`s between the text and its `\n` (`\r\n`, `\r\r\n`) keep it plain.
+                let nl = end + rest[end..].iter().take_while(|&&b| b == b'\r').count();
+                let text = &rest[from..end];
+                if rest.get(nl) == Some(&b'\n') && text.len() <= MAX_LINE_BYTES {
                     self.emit(text, false, &mut on_line);
                     i += nl + 1;
                     continue;
@@ -457,6 +453,17 @@ fn looks_like_diff_or_test_output(name: &str) -> bool {
         || name.starts_with("BENCH")
         || name.contains('\t')
         || name.as_bytes().first().is_some_and(u8::is_ascii_digit)
+}
+
+/// Where the text of a line starting at `rest[0]` begins: after a BEL-terminated APC
+/// (Buildkite's `ESC _bk;t=… BEL` timestamp) if it opens the line, else at 0; `None` when
+/// the line opens with an APC that another escape or the line's end interrupts.
+fn skip_timestamp_apc(rest: &[u8]) -> Option<usize> {
+    if !rest.starts_with(b"\x1b_") {
+        return Some(0);
+    }
+    let end = 2 + memchr3(BEL, ESC, b'\n', &rest[2..])?;
+    (rest[end] == BEL).then_some(end + 1)
 }
 
 /// Strips `2024-01-02T03:04:05.1234567Z ` (GitHub Actions) or

@@ -28,11 +28,12 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::{Arc, LazyLock};
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use base64::Engine as _;
 use regex::Regex;
 use secrecy::zeroize::Zeroize;
 use secrecy::{ExposeSecret, SecretString};
+
+use super::literal_scan::LiteralScanner;
 
 /// What every secret is replaced with (the same marker the buildkite-agent uses).
 pub const REDACTED: &str = "[REDACTED]";
@@ -239,7 +240,7 @@ pub struct Redactor {
 }
 
 struct Inner {
-    triggers: AhoCorasick,
+    triggers: LiteralScanner,
     kinds: Vec<Trigger>,
     literals: Vec<String>,
 }
@@ -306,10 +307,7 @@ impl RedactorBuilder {
             patterns.push(literal.clone());
             kinds.push(Trigger::Literal(index));
         }
-        let triggers = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&patterns);
+        let triggers = LiteralScanner::new(&patterns);
         for pattern in &mut patterns {
             pattern.zeroize();
         }
@@ -387,8 +385,8 @@ impl LineRedactor {
             if self.key_block.is_none() {
                 // Jump straight to the line of the next trigger hit: lines without one are
                 // clean, and no key block can open before a `BEGIN` trigger.
-                let Some(hit) = self.inner.triggers.find(&text[pos..]) else { break };
-                let line_start = text[..pos + hit.start()].rfind('\n').map_or(0, |nl| nl + 1);
+                let Some(hit) = self.inner.triggers.find(&text.as_bytes()[pos..]) else { break };
+                let line_start = text[..pos + hit.start].rfind('\n').map_or(0, |nl| nl + 1);
                 if let Some(out) = &mut out {
                     out.push_str(&text[pos..line_start.max(pos)]);
                 }
@@ -435,7 +433,7 @@ impl LineRedactor {
                 self.key_block = None;
             }
         }
-        if ranges.is_empty() && !self.inner.triggers.is_match(line) {
+        if ranges.is_empty() && !self.inner.triggers.is_match(line.as_bytes()) {
             return Cow::Borrowed(line);
         }
         self.inner.collect(line, &mut ranges, &mut self.key_block);
@@ -449,7 +447,7 @@ impl LineRedactor {
         // again is a no-op. Later passes cannot open a key block: pass one consumed every
         // `BEGIN` marker.
         for _ in 0..MAX_EXTRA_PASSES {
-            if !self.inner.triggers.is_match(&out) {
+            if !self.inner.triggers.is_match(out.as_bytes()) {
                 break;
             }
             let mut ranges = Vec::new();
@@ -467,16 +465,14 @@ impl Inner {
     /// Finds every secret range in a line that had at least one trigger hit.
     fn collect(&self, line: &str, ranges: &mut Vec<Range<usize>>, block: &mut Option<KeyBlock>) {
         let mut rules = RuleSet::default();
-        for hit in self.triggers.find_overlapping_iter(line) {
-            match self.kinds[hit.pattern().as_usize()] {
-                Trigger::Rule(rule) => rules.insert(rule),
-                Trigger::Literal(index) => {
-                    if line.as_bytes()[hit.range()] == *self.literals[index].as_bytes() {
-                        ranges.push(hit.range());
-                    }
+        self.triggers.for_each(line.as_bytes(), |pattern, range| match self.kinds[pattern] {
+            Trigger::Rule(rule) => rules.insert(rule),
+            Trigger::Literal(index) => {
+                if line.as_bytes()[range.clone()] == *self.literals[index].as_bytes() {
+                    ranges.push(range);
                 }
             }
-        }
+        });
         for (rule, _) in RULE_TRIGGERS {
             if rules.contains(*rule) {
                 apply(*rule, line, ranges, block);
