@@ -344,16 +344,24 @@ async fn a_rate_limit_is_waited_out_then_the_build_is_analysed() {
     bk::mount_log(&w.buildkite, 48, &job, &compile_failure_log()).await;
     bk::mount_env(&w.buildkite, 48, &job, &env()).await;
 
+    let posted = std::time::Instant::now();
     w.app.post_signed("build.finished", payload.to_string().as_bytes()).await;
 
     assert!(wait_for_state(&w.app, &payload, BuildState::Reported, Duration::from_secs(30)).await);
     assert_eq!(w.checks.runs().len(), 1);
+    // Nothing was asked again before the reset: whether the client slept until then or the
+    // machine was slow enough that the reset had passed, the build took at least that long.
+    assert!(posted.elapsed() >= Duration::from_millis(900), "{:?}", posted.elapsed());
     let metrics = w.app.metrics().await;
-    assert_eq!(
-        metric(&metrics, "kitefix_buildkite_rate_limit_waits_total"),
-        Some(1.0),
-        "{metrics}"
-    );
+    let get_build = |status: &str| {
+        metric(
+            &metrics,
+            &format!(
+                "kitefix_buildkite_requests_total{{endpoint=\"get_build\",status=\"{status}\"}}"
+            ),
+        )
+    };
+    assert_eq!((get_build("429"), get_build("200")), (Some(1.0), Some(1.0)), "{metrics}");
 }
 
 #[tokio::test]
