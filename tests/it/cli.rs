@@ -1,42 +1,17 @@
 //! The `kitefix serve` binary as an operator runs it: JSON logs carrying the build id,
 //! and a clean exit on SIGTERM.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::helpers::{WEBHOOK_TOKEN, failed_build};
+use crate::serve_process::ServeProcess;
 
 #[tokio::test]
 async fn serve_logs_json_with_the_build_id_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kitefix"))
-        .arg("serve")
-        .current_dir(dir.path())
-        .env("KITEFIX_SERVER__BIND", "127.0.0.1:0")
-        .env("KITEFIX_WEBHOOK__TOKEN", WEBHOOK_TOKEN)
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let mut seen = Vec::new();
-    let port = loop {
-        let line =
-            lines_rx.recv_timeout(Duration::from_secs(30)).expect("kitefix logs that it listens");
-        let json: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
-        seen.push(json.clone());
-        if json["message"] == "kitefix listening" {
-            break json["port"].as_u64().unwrap();
-        }
-    };
+    let mut serve = ServeProcess::start(dir.path(), &[("KITEFIX_WEBHOOK__TOKEN", WEBHOOK_TOKEN)]);
+    assert!(serve.seen.iter().all(|l| !l.is_null()), "every log line is JSON: {:?}", serve.seen);
 
     let payload = failed_build(77);
     let build_id = payload["build"]["id"].as_str().unwrap().to_owned();
@@ -47,7 +22,7 @@ async fn serve_logs_json_with_the_build_id_and_stops_on_sigterm() {
         body.as_bytes(),
     );
     let response = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/webhooks/buildkite"))
+        .post(serve.url("/webhooks/buildkite"))
         .header("X-Buildkite-Event", "build.finished")
         .header("X-Buildkite-Signature", header)
         .body(body)
@@ -57,22 +32,12 @@ async fn serve_logs_json_with_the_build_id_and_stops_on_sigterm() {
     assert_eq!(response.status(), 202);
 
     // Wait for the worker's "build done" line, then stop the process.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !seen.iter().any(|l| l["message"] == "build done") {
-        assert!(Instant::now() < deadline, "the worker never finished the build");
-        if let Ok(line) = lines_rx.recv_timeout(Duration::from_millis(200)) {
-            seen.push(
-                serde_json::from_str(&line)
-                    .unwrap_or_else(|_| panic!("not a JSON log line: {line}")),
-            );
-        }
-    }
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
-    while let Ok(line) = lines_rx.recv_timeout(Duration::from_millis(500)) {
-        seen.push(serde_json::from_str(&line).unwrap_or(serde_json::Value::Null));
-    }
+    assert!(
+        serve.wait_for_message("build done", Duration::from_secs(20)),
+        "the worker never finished the build"
+    );
+    let (exit, seen) = serve.stop().await;
+    assert!(seen.iter().all(|l| !l.is_null()), "every log line is JSON");
 
     assert!(exit.success(), "SIGTERM should stop kitefix cleanly: {exit:?}");
     // Every line logged inside the worker's `build` span carries the build id.

@@ -3,7 +3,7 @@
 //! tokens sealed at rest, the per-organisation webhook route, the worker using the
 //! organisation's own token, removal, key rotation, and the admin bearer token.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -20,6 +20,7 @@ use crate::helpers::{
     StoreKind, TestApp, TestConfig, failed_build, metric, require_postgres, spawn_app_with,
     wait_for_state,
 };
+use crate::serve_process::ServeProcess;
 use crate::stubs::buildkite::{self as bk, JobSpec};
 
 /// A second organisation's token, and one without every scope.
@@ -528,34 +529,12 @@ async fn the_admin_api_needs_the_bearer_token_and_never_logs_it() {
     let dir = tempfile::tempdir().unwrap();
     let admin_token = "admin-token-0123456789abcdef";
     let presented = "presented-wrong-bearer-value-42";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kitefix"))
-        .arg("serve")
-        .current_dir(dir.path())
-        .env("KITEFIX_SERVER__BIND", "127.0.0.1:0")
-        .env("KITEFIX_ADMIN__TOKEN", admin_token)
-        .env("KITEFIX_LOG__LEVEL", "debug")
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let mut seen = Vec::new();
-    let port = loop {
-        let line = lines_rx.recv_timeout(Duration::from_secs(30)).expect("kitefix listens");
-        seen.push(line.clone());
-        let json: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        if json["message"] == "kitefix listening" {
-            break json["port"].as_u64().unwrap();
-        }
-    };
+    let serve = ServeProcess::start(
+        dir.path(),
+        &[("KITEFIX_ADMIN__TOKEN", admin_token), ("KITEFIX_LOG__LEVEL", "debug")],
+    );
     let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/api/integrations");
+    let url = serve.url("/api/integrations");
 
     let missing = client.get(&url).send().await.unwrap();
     let wrong = client.get(&url).bearer_auth(presented).send().await.unwrap();
@@ -572,11 +551,8 @@ async fn the_admin_api_needs_the_bearer_token_and_never_logs_it() {
     assert_eq!(wrong.status(), 401);
     assert_eq!(connect.status(), 401);
     assert_eq!(right.status(), 200);
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
-    while let Ok(line) = lines_rx.recv_timeout(Duration::from_millis(500)) {
-        seen.push(line);
-    }
+    let (_, seen) = serve.stop().await;
+    let seen: Vec<String> = seen.iter().map(Value::to_string).collect();
     let log = seen.join("\n");
     assert!(log.contains("admin: missing or wrong token"), "{log}");
     assert!(!log.contains(presented), "the presented bearer value was logged:\n{log}");

@@ -19,6 +19,7 @@ mod integrations;
 mod pipeline;
 mod rabbitmq_queue;
 mod reconciler;
+mod serve_process;
 mod shutdown;
 mod store_suite;
 mod webhook_receive;
