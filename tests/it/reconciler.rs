@@ -204,3 +204,47 @@ async fn a_connected_organisation_is_polled_with_its_own_token() {
     }
     panic!("the lost build was not recorded");
 }
+
+#[tokio::test]
+async fn after_an_outage_the_receiver_catches_up_on_builds_it_never_heard_of() {
+    use crate::helpers::{TestConfig, spawn_app_with};
+    let buildkite = MockServer::start().await;
+    let config = |reuse, interval: u64| TestConfig {
+        reuse,
+        overrides: vec![
+            ("buildkite.api_url", serde_json::json!(buildkite.uri())),
+            ("buildkite.token", serde_json::json!(bk::API_TOKEN)),
+            ("reconciler.interval_secs", serde_json::json!(interval)),
+        ],
+        ..Default::default()
+    };
+    // Before the outage: acme's webhooks arrive.
+    let before = spawn_app_with(config(None, 0)).await;
+    let delivered = failed_build(75);
+    before.post_signed("build.finished", delivered.to_string().as_bytes()).await;
+    assert!(
+        before
+            .eventually(Duration::from_secs(10), || async {
+                before.store.build(&dedupe_key(&delivered)).await.unwrap().is_some()
+            })
+            .await
+    );
+    let shared = before.stop().await;
+    // During the outage build 76 failed; Buildkite lists it.
+    let lost = failed_build(76);
+    mount_failed_builds(&buildkite, vec![api_build(&delivered), api_build(&lost)]).await;
+
+    let after = spawn_app_with(config(Some(shared), 300)).await;
+
+    assert!(
+        after
+            .eventually(Duration::from_secs(20), || async {
+                after.store.build(&dedupe_key(&lost)).await.unwrap().is_some()
+            })
+            .await,
+        "the reconciler's first pass queued the build whose webhook was lost"
+    );
+    let text = after.metrics().await;
+    assert_eq!(metric(&text, "kitefix_reconciler_builds_total{outcome=\"queued\"}"), Some(1.0));
+    assert_eq!(metric(&text, "kitefix_reconciler_builds_total{outcome=\"duplicate\"}"), Some(1.0));
+}
