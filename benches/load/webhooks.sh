@@ -20,12 +20,15 @@ cargo bench --no-run --quiet --bench queue_publish 2>/dev/null
 bench_bin=$(ls -t target/release/deps/queue_publish-* | grep -v '\.d$' | head -1)
 work=$(mktemp -d)
 trap 'kill "${server:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+# Connected organisations' tokens are encrypted under this key (required on PostgreSQL).
+(umask 077 && openssl rand -hex 32 >"$work/kitefix.key")
 
 run_http() { # label queue_kind store_url
   local label="$1" kind="$2" store="$3"
   KITEFIX_SERVER__BIND="127.0.0.1:$port" KITEFIX_WEBHOOK__TOKEN="$token" \
   KITEFIX_QUEUE__KIND="$kind" KITEFIX_QUEUE__PREFIX="kitefix-bench-$RANDOM" \
   KITEFIX_STORE__URL="$store" KITEFIX_STORE__MAX_CONNECTIONS=32 KITEFIX_LOG__LEVEL=warn \
+  KITEFIX_SECURITY__ENCRYPTION_KEY_FILE="$work/kitefix.key" KITEFIX_RECONCILER__INTERVAL_SECS=0 \
     target/release/kitefix serve --role receiver >"$work/$label.log" 2>&1 &
   server=$!
   for _ in $(seq 1 100); do
