@@ -164,14 +164,19 @@ impl Reconciler {
         let mut targets = self.integrations.targets().await;
         let since = (Utc::now() - SEEN_WITHIN).timestamp_millis();
         match self.store.orgs_seen_without_integration(since).await {
-            Ok(orgs) => targets.extend(
-                orgs.iter()
+            Ok(orgs) => {
+                // An organisation that is connected is polled once, as its integration,
+                // even if some of its webhooks also came on the shared route.
+                let shared_route: Vec<Target> = orgs
+                    .iter()
                     .filter_map(|o| OrgSlug::parse(o).ok())
-                    .map(|org| Target { org, integration_id: None }),
-            ),
+                    .filter(|org| !targets.iter().any(|t| &t.org == org))
+                    .map(|org| Target { org, integration_id: None })
+                    .collect();
+                targets.extend(shared_route);
+            }
             Err(e) => tracing::warn!(error = %e, "cannot list organisations to reconcile"),
         }
-        targets.dedup();
         targets
     }
 

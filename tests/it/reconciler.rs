@@ -168,6 +168,18 @@ async fn a_connected_organisation_is_polled_with_its_own_token() {
     let app = crate::integrations::app_with(&buildkite, StoreKind::Sqlite, false).await;
     assert_eq!(crate::integrations::connect(&app, "acme", bk::API_TOKEN).await.status(), 201);
     let integrations = crate::integrations::service(&app, &buildkite).await;
+    // One of acme's webhooks also came on the shared route: still one poll for acme.
+    let shared = failed_build(77);
+    assert_eq!(
+        app.post_signed("build.finished", shared.to_string().as_bytes()).await.status(),
+        202
+    );
+    assert!(
+        app.eventually(Duration::from_secs(10), || async {
+            app.store.build(&dedupe_key(&shared)).await.unwrap().is_some()
+        })
+        .await
+    );
     let lost = failed_build(74);
     mount_failed_builds(&buildkite, vec![api_build(&lost)]).await;
 
