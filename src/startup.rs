@@ -224,8 +224,7 @@ impl Application {
     }
 }
 
-/// The worker's real pipeline: Buildkite client, classifier, GitHub (or dry-run). Tokens
-/// come from the connected organisations, then `buildkite.token`.
+/// The worker's real pipeline: Buildkite client, classifier, GitHub (or dry-run).
 fn pipeline(
     settings: &Settings,
     store: &Store,

@@ -101,10 +101,7 @@ fn analysis_view(b: &BuildRecord) -> AnalysisView {
         .map(str::to_owned);
     AnalysisView {
         build: format!("{}/{} #{}", e.org, e.pipeline, e.build_number),
-        build_url: format!(
-            "https://buildkite.com/{}/{}/builds/{}",
-            e.org, e.pipeline, e.build_number
-        ),
+        build_url: e.web_url(),
         state: b.state.as_str().to_owned(),
         category: first_job
             .and_then(|a| a.get("category"))
