@@ -21,21 +21,17 @@ use render::{AnalysisView, FormState, IntegrationView, Notice, Page};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin.css", web::get().to(stylesheet));
-    cfg.service(
-        web::resource("/")
-            .wrap(from_fn(super::admin_auth::require_admin_page))
-            .route(web::get().to(show)),
-    );
-    cfg.service(
-        web::resource("/integrations")
-            .wrap(from_fn(super::admin_auth::require_admin_page))
-            .route(web::post().to(connect)),
-    );
-    cfg.service(
-        web::resource("/integrations/{id}/remove")
-            .wrap(from_fn(super::admin_auth::require_admin_page))
-            .route(web::post().to(remove)),
-    );
+    // Everything but the stylesheet needs the admin's credentials.
+    let signed_in = [
+        ("/", web::get().to(show)),
+        ("/integrations", web::post().to(connect)),
+        ("/integrations/{id}/remove", web::post().to(remove)),
+    ];
+    for (path, route) in signed_in {
+        cfg.service(
+            web::resource(path).wrap(from_fn(super::admin_auth::require_admin_page)).route(route),
+        );
+    }
 }
 
 /// What every page response carries: no caching (the page shows a webhook token once),
