@@ -61,6 +61,9 @@ impl Browser {
         let session = browser.call("POST", "/session", caps).await;
         let id = session["sessionId"].as_str().expect("a session id").to_owned();
         browser.base = format!("{}/session/{id}", browser.base);
+        // A click that submits a form returns before the next page is there; finding an
+        // element waits up to this long for it to appear (WebDriver §9 "implicit wait").
+        browser.call("POST", "/timeouts", json!({ "implicit": 10_000 })).await;
         Some(browser)
     }
 
