@@ -13,10 +13,10 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+use crate::domain::{BuildFinished, DedupeKey, IntegrationId};
 use crate::metrics::Metrics;
 use crate::queue::{Queue, QueueError, QueueMessage};
 use crate::store::{Store, StoreError};
-use crate::webhook::{BuildFinished, DedupeKey};
 
 /// Keys remembered in memory; far more than a recorder batch ever holds.
 const RECENT_KEYS: usize = 65_536;
@@ -48,7 +48,7 @@ pub struct Intake {
     queue: Arc<dyn Queue>,
     metrics: Metrics,
     recent: Arc<Mutex<RecentKeys>>,
-    recorder: mpsc::Sender<(BuildFinished, Option<String>)>,
+    recorder: mpsc::Sender<(BuildFinished, Option<IntegrationId>)>,
 }
 
 impl Intake {
@@ -66,21 +66,22 @@ impl Intake {
     #[tracing::instrument(
         name = "intake.accept",
         skip_all,
-        fields(org = %event.org, build_id = %event.build_id, dedupe_key = %event.dedupe_key())
+        fields(org = %event.org, build_id = %event.build_id, dedupe_key = tracing::field::Empty)
     )]
     pub async fn accept(
         &self,
         event: BuildFinished,
-        integration_id: Option<String>,
+        integration_id: Option<IntegrationId>,
     ) -> Result<Accepted, IntakeError> {
-        let key = event.dedupe_key();
+        let message = QueueMessage::new(event, integration_id);
+        let key = message.dedupe_key.clone();
+        tracing::Span::current().record("dedupe_key", key.as_str());
         if self.recent.lock().expect("not poisoned").contains(&key)
             || self.store.build_known(&key).await?
         {
             tracing::info!("duplicate delivery, nothing queued");
             return Ok(Accepted::Duplicate);
         }
-        let message = QueueMessage::new(event, integration_id);
         let started = Instant::now();
         self.queue.publish(&message).await?;
         self.metrics
@@ -99,7 +100,7 @@ impl Intake {
 /// Writes accepted builds to the store in batches.
 async fn record_batches(
     store: Store,
-    mut pending: mpsc::Receiver<(BuildFinished, Option<String>)>,
+    mut pending: mpsc::Receiver<(BuildFinished, Option<IntegrationId>)>,
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while pending.recv_many(&mut batch, RECORD_BATCH).await > 0 {

@@ -19,7 +19,7 @@ pub mod logs;
 pub mod metrics;
 pub mod queue;
 pub mod reconciler;
-pub mod report;
+pub mod render;
 pub mod routes;
 pub mod startup;
 pub mod state;

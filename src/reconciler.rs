@@ -10,18 +10,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use prometheus::{IntCounterVec, Opts, Registry};
 use tokio_util::sync::CancellationToken;
 
-use crate::buildkite::{Build, BuildkiteClient};
-use crate::domain::OrgSlug;
+use crate::buildkite::BuildkiteClient;
+use crate::domain::{IntegrationId, OrgSlug};
 use crate::intake::{Accepted, Intake};
 use crate::integrations::Integrations;
 use crate::store::IntegrationStatus;
 use crate::store::Store;
 use crate::tokens::TokenSource;
-use crate::webhook::BuildFinished;
 
 /// Asked again each pass, so a build that finished just before the last pass (but was
 /// indexed by Buildkite a moment later) is not missed; the intake drops the repeats.
@@ -33,7 +32,7 @@ const SEEN_WITHIN: chrono::Duration = chrono::Duration::days(30);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub org: OrgSlug,
-    pub integration_id: Option<String>,
+    pub integration_id: Option<IntegrationId>,
 }
 
 impl Target {
@@ -91,16 +90,6 @@ pub trait IntegrationTargets: Send + Sync + 'static {
     async fn targets(&self) -> Vec<Target>;
 }
 
-/// No integrations: only orgs seen on the shared webhook route are polled.
-pub struct NoIntegrations;
-
-#[async_trait::async_trait]
-impl IntegrationTargets for NoIntegrations {
-    async fn targets(&self) -> Vec<Target> {
-        Vec::new()
-    }
-}
-
 /// Connected integrations are polled with their own token; ones whose token was rejected
 /// or lost a scope are not (the worker would refuse their builds anyway).
 #[async_trait::async_trait]
@@ -112,7 +101,8 @@ impl IntegrationTargets for Integrations {
                 .filter(|i| i.status == IntegrationStatus::Connected)
                 .filter_map(|i| {
                     let org = OrgSlug::parse(&i.org_slug).ok()?;
-                    Some(Target { org, integration_id: Some(i.id) })
+                    let id = IntegrationId::parse(&i.id).ok()?;
+                    Some(Target { org, integration_id: Some(id) })
                 })
                 .collect(),
             Err(e) => {
@@ -191,7 +181,7 @@ impl Reconciler {
         };
         let token = self
             .tokens
-            .token_for(&target.org, target.integration_id.as_deref())
+            .token_for(&target.org, target.integration_id.as_ref())
             .await
             .map_err(|e| e.to_string())?;
         let builds = self
@@ -201,7 +191,7 @@ impl Reconciler {
             .map_err(|e| e.to_string())?;
         let mut summary = PassSummary { found: builds.len(), queued: 0 };
         for build in &builds {
-            let Some(event) = event_from_api(&target.org, build) else {
+            let Some(event) = build.finished_event(&target.org) else {
                 self.metrics.builds.with_label_values(&["invalid"]).inc();
                 continue;
             };
@@ -225,36 +215,4 @@ impl Reconciler {
             .map_err(|e| e.to_string())?;
         Ok(summary)
     }
-}
-
-/// The event a `build.finished` webhook would have carried for this build. `finished_at`
-/// is written the way Buildkite's webhooks write it (milliseconds, `Z`), so the dedupe key
-/// matches a webhook delivery of the same build.
-pub fn event_from_api(org: &OrgSlug, build: &Build) -> Option<BuildFinished> {
-    if build.blocked {
-        return None;
-    }
-    let pipeline = build.pipeline.as_ref()?;
-    let finished_at = build.finished_at?.to_rfc3339_opts(SecondsFormat::Millis, true);
-    let provider = pipeline.provider.as_ref();
-    Some(BuildFinished {
-        org: org.clone(),
-        pipeline: pipeline.slug.clone(),
-        build_id: build.id.clone(),
-        build_number: build.number,
-        state: "failed".to_owned(),
-        finished_at,
-        commit: build.commit.clone().filter(|c| !c.is_empty())?,
-        branch: build.branch.clone().unwrap_or_default(),
-        pull_request: build
-            .pull_request
-            .as_ref()
-            .and_then(|pr| pr.id.as_deref())
-            .and_then(|id| id.parse().ok()),
-        provider: provider.and_then(|p| p.id.clone()),
-        provider_repository: provider
-            .and_then(|p| p.settings.as_ref())
-            .and_then(|s| s.repository.clone()),
-        repository_url: pipeline.repository.clone(),
-    })
 }

@@ -268,7 +268,7 @@ fn pipeline(
         github_host,
         store: store.clone(),
         metrics: metrics.clone(),
-        jobs_at_once: settings.worker.jobs_per_build,
+        jobs_per_build: settings.worker.jobs_per_build,
     })
 }
 

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use secrecy::SecretString;
 
-use crate::domain::OrgSlug;
+use crate::domain::{IntegrationId, OrgSlug};
 
 /// Why there is no token to use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,20 +39,6 @@ pub trait TokenSource: Send + Sync + 'static {
     async fn token_for(
         &self,
         org: &OrgSlug,
-        integration_id: Option<&str>,
+        integration_id: Option<&IntegrationId>,
     ) -> Result<SecretString, TokenError>;
-}
-
-/// `buildkite.token` from the configuration, for every organisation.
-pub struct ConfigToken(pub Option<SecretString>);
-
-#[async_trait]
-impl TokenSource for ConfigToken {
-    async fn token_for(
-        &self,
-        org: &OrgSlug,
-        _integration_id: Option<&str>,
-    ) -> Result<SecretString, TokenError> {
-        self.0.clone().ok_or_else(|| TokenError::NotConnected { org: org.to_string() })
-    }
 }

@@ -7,12 +7,15 @@
 //! ```
 
 use kitefix::classify::{Analysis, Category, Excerpt, Location, Secondary};
-use kitefix::github::CheckRunContent;
-use kitefix::report::{BuildRef, BuildReport, JobRef, JobReport};
+use kitefix::domain::{
+    BuildId, BuildNumber, BuildRef, BuildReport, CommitSha, JobId, JobRef, JobReport, OrgSlug,
+    PipelineSlug, RepoFullName,
+};
+use kitefix::render::CheckRunContent;
 
 fn job_ref(name: &str, anchor: &str) -> JobRef {
     JobRef {
-        id: format!("0190c0de-2222-7000-8000-{anchor:0>12}"),
+        id: JobId::parse(&format!("0190c0de-2222-7000-8000-{anchor:0>12}")).expect("a UUID"),
         name: name.to_owned(),
         web_url: Some(format!("https://buildkite.com/acme/web/builds/1234#{anchor:0>12}")),
     }
@@ -136,15 +139,15 @@ fn report() -> BuildReport {
     };
     BuildReport {
         build: BuildRef {
-            org: "acme".into(),
-            pipeline: "web".into(),
-            number: 1234,
-            id: "0190c0de-1111-7000-8000-000000001234".into(),
+            org: OrgSlug::parse("acme").expect("a slug"),
+            pipeline: PipelineSlug::parse("web").expect("a slug"),
+            number: BuildNumber::new(1234),
+            id: BuildId::parse("0190c0de-1111-7000-8000-000000001234").expect("a UUID"),
             web_url: "https://buildkite.com/acme/web/builds/1234".into(),
-            commit: "3dca65fa3e8d4b3da3f3d056c59aee1c50f41390".into(),
+            commit: CommitSha::parse("3dca65fa3e8d4b3da3f3d056c59aee1c50f41390").expect("a SHA"),
             branch: "feature/session-rotation".into(),
             pull_request: Some(981),
-            repository: Some("acme/web".into()),
+            repository: Some(RepoFullName::parse("acme/web").expect("a name")),
         },
         jobs: vec![unit, npm, gone],
         flaky: vec![job_ref(":rust: Unit tests (3/3)", "a3")],
@@ -152,13 +155,7 @@ fn report() -> BuildReport {
 }
 
 fn main() {
-    let content = match CheckRunContent::render(&report()) {
-        Ok(content) => content,
-        Err(e) => {
-            eprintln!("cannot render: {e}");
-            std::process::exit(1);
-        }
-    };
+    let content = CheckRunContent::render(&report());
     println!("<!-- conclusion: {} -->", content.conclusion);
     println!("# {}\n", content.title);
     println!("{}", content.summary);

@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 
-use crate::domain::{BuildId, BuildNumber, JobId, OrgSlug, PipelineSlug};
+use crate::domain::{
+    BuildFinished, BuildId, BuildNumber, CommitSha, JobId, OrgSlug, PipelineSlug, PipelineSource,
+};
 
 /// Reads a field that may be `null` as its type's default (`serde(default)` only covers
 /// a missing field).
@@ -211,6 +213,50 @@ pub struct Build {
     pub pipeline: Option<Pipeline>,
 }
 
+impl Build {
+    /// The event a `build.finished` webhook would have carried for this build, for the
+    /// reconciler; `None` for a build that has not finished or is waiting on a block step.
+    /// `finished_at` is written the way Buildkite's webhooks write it (milliseconds, `Z`),
+    /// so the dedupe key matches a webhook delivery of the same build. A commit that is
+    /// not a full SHA is refused here as the webhook route refuses it.
+    pub fn finished_event(&self, org: &OrgSlug) -> Option<BuildFinished> {
+        if self.blocked {
+            return None;
+        }
+        let pipeline = self.pipeline.as_ref()?;
+        let finished_at = self.finished_at?.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        Some(BuildFinished {
+            org: org.clone(),
+            pipeline: pipeline.slug.clone(),
+            build_id: self.id.clone(),
+            build_number: self.number,
+            finished_at,
+            commit: CommitSha::parse(self.commit.as_deref()?).ok()?,
+            branch: self.branch.clone().unwrap_or_default(),
+            pull_request: self
+                .pull_request
+                .as_ref()
+                .and_then(|pr| pr.id.as_deref())
+                .and_then(|id| id.parse().ok()),
+            source: pipeline.source(),
+        })
+    }
+}
+
+impl Pipeline {
+    /// Where the pipeline's code lives, as the reporters read it.
+    pub fn source(&self) -> PipelineSource {
+        let provider = self.provider.as_ref();
+        PipelineSource {
+            provider: provider.and_then(|p| p.id.clone()),
+            provider_repository: provider
+                .and_then(|p| p.settings.as_ref())
+                .and_then(|s| s.repository.clone()),
+            repository_url: self.repository.clone(),
+        }
+    }
+}
+
 /// The pull request a build is for.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PullRequest {
@@ -354,16 +400,6 @@ pub struct Pipeline {
     /// The default branch.
     #[serde(default)]
     pub default_branch: Option<String>,
-}
-
-impl Pipeline {
-    /// The `owner/repo` the provider settings name, when the provider is GitHub.
-    pub fn github_repository(&self) -> Option<&str> {
-        let provider = self.provider.as_ref()?;
-        let is_github = matches!(provider.id.as_deref(), Some("github" | "github_enterprise"));
-        let settings = provider.settings.as_ref()?;
-        settings.repository.as_deref().filter(|_| is_github)
-    }
 }
 
 /// A pipeline's SCM provider.
@@ -514,7 +550,13 @@ mod tests {
         assert_eq!(build.jobs[2].state, JobState::Other("blocked_later_state".into()));
         assert_eq!(build.jobs[2].state.as_str(), "blocked_later_state");
         let pipeline = build.pipeline.expect("pipeline");
-        assert_eq!(pipeline.github_repository(), Some("acme/app"));
+        assert_eq!(github_repository(&pipeline).as_deref(), Some("acme/app"));
+    }
+
+    /// The repository the GitHub reporter finds for this pipeline.
+    fn github_repository(pipeline: &Pipeline) -> Option<String> {
+        let host = crate::github::GitHubHost::github_com();
+        crate::github::repo_from_pipeline(&pipeline.source(), &host).ok().map(|r| r.to_string())
     }
 
     #[test]
@@ -528,7 +570,7 @@ mod tests {
         let json = serde_json::json!({"slug": "app",
             "provider": {"id": "gitlab", "settings": {"repository": "acme/app"}}});
         let pipeline: Pipeline = serde_json::from_value(json).expect("decodes");
-        assert_eq!(pipeline.github_repository(), None);
+        assert_eq!(github_repository(&pipeline), None);
     }
 
     #[test]

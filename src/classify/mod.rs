@@ -12,7 +12,6 @@ mod engine;
 mod literals;
 pub mod rules;
 
-use std::borrow::Cow;
 use std::io::Read;
 
 pub use analysis::{Analysis, Category, Excerpt, JobMeta, Location, Secondary};
@@ -24,9 +23,7 @@ use crate::logs::normalise::{LineNormaliser, LogLine};
 /// The contract's cap on excerpt length (`DESIGN.md`, "Analysis").
 pub const MAX_EXCERPT_LINES: u32 = 40;
 
-/// A per-line transform applied between normalisation and classification: the hook for
-/// redaction, so that excerpts and titles never hold what it removes.
-pub type LineTransform<'t> = Box<dyn FnMut(&str) -> Cow<'_, str> + Send + 't>;
+pub use crate::logs::LineTransform;
 
 /// Raw bytes in, [`Analysis`] out: normaliser, optional transform, then a session.
 /// Push chunks as they arrive; memory stays bounded whatever the log's size.
@@ -117,6 +114,7 @@ pub fn classify_reader(
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
     use std::sync::OnceLock;
 
     use proptest::prelude::*;

@@ -114,6 +114,13 @@ string_id!(
     "job id",
     parse_uuid
 );
+string_id!(
+    /// A connected Buildkite organisation (a row of `integrations`), by its UUID: the
+    /// `{id}` of its webhook route `/webhooks/buildkite/{id}`.
+    IntegrationId,
+    "integration id",
+    parse_uuid
+);
 
 /// A build number: unique per pipeline, what the single-build REST endpoints take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -132,6 +139,50 @@ impl BuildNumber {
 impl fmt::Display for BuildNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
+    }
+}
+
+/// A commit SHA as git and GitHub take it: 40 hex digits (SHA-1), or 64 for SHA-256
+/// repositories, lowercase. Abbreviated SHAs and ref names (`HEAD`) are refused, since a
+/// check run is created on exactly one commit.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CommitSha(String);
+
+impl CommitSha {
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        let s = s.trim();
+        if (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(Self(s.to_ascii_lowercase()))
+        } else {
+            let shown: String = s.chars().take(80).collect();
+            Err(IdError::new("commit", format!("`{shown}` is not a full git SHA")))
+        }
+    }
+
+    /// The SHA, lowercase.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for CommitSha {
+    type Error = IdError;
+
+    fn try_from(s: String) -> Result<Self, IdError> {
+        Self::parse(&s)
+    }
+}
+
+impl From<CommitSha> for String {
+    fn from(sha: CommitSha) -> String {
+        sha.0
+    }
+}
+
+impl fmt::Display for CommitSha {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -154,6 +205,16 @@ mod tests {
         let id = BuildId::parse("F0D1A5E6-1C2B-4E3A-9D8F-0123456789AB").unwrap();
         assert_eq!(id.as_str(), "f0d1a5e6-1c2b-4e3a-9d8f-0123456789ab");
         assert!(JobId::parse("not-a-uuid").is_err());
+    }
+
+    #[test]
+    fn commits_must_be_full_shas() {
+        let sha = CommitSha::parse("ABCDEF0123456789abcdef0123456789ABCDEF01").unwrap();
+        assert_eq!(sha.as_str(), "abcdef0123456789abcdef0123456789abcdef01");
+        assert!(CommitSha::parse(&"a".repeat(64)).is_ok());
+        for bad in ["HEAD", "abcdef0", "main", &"g".repeat(40)] {
+            assert_eq!(CommitSha::parse(bad).unwrap_err().field, "commit", "{bad}");
+        }
     }
 
     #[test]

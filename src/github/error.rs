@@ -13,8 +13,7 @@
 
 use std::time::Duration;
 
-use super::check_run::InvalidReport;
-use super::repo::{NotOnGitHub, RepoFullName};
+use super::repo::RepoFullName;
 
 /// Upper bound on a wait we ask for: GitHub's primary window is one hour, so a longer
 /// value is a malformed header, not a reason to park a build for days.
@@ -102,12 +101,6 @@ pub enum GitHubError {
         /// What did not parse.
         reason: String,
     },
-    /// The build cannot be reported on GitHub at all.
-    #[error("not reported on GitHub: {0}")]
-    NotOnGitHub(#[from] NotOnGitHub),
-    /// The report lacks what a check run needs.
-    #[error("cannot report this build: {0}")]
-    InvalidReport(#[from] InvalidReport),
     /// The App configuration is unusable (private key, API URL).
     #[error("GitHub App configuration: {0}")]
     Config(String),
@@ -138,8 +131,6 @@ impl GitHubError {
             GitHubError::NotFound { .. } => "not_found",
             GitHubError::Rejected { .. } => "rejected",
             GitHubError::UnexpectedResponse { .. } => "unexpected_response",
-            GitHubError::NotOnGitHub(_) => "not_on_github",
-            GitHubError::InvalidReport(_) => "invalid_report",
             GitHubError::Config(_) => "config",
         }
     }

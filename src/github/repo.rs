@@ -11,95 +11,10 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
 use url::Url;
 
-/// Why a string is not an `owner/repo` name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{input}` is not an owner/repo name: {problem}")]
-pub struct RepoNameError {
-    /// The refused input, shortened to 200 characters.
-    pub input: String,
-    /// Which rule it broke.
-    pub problem: &'static str,
-}
-
-/// A GitHub repository as `owner/repo`, checked to be safe inside an API path.
-///
-/// Owners are letters, digits, `-` and `_` (GitHub user and organisation names; `_` occurs
-/// in Enterprise Managed Users' `name_shortcode` logins). Repository names are letters,
-/// digits, `-`, `_` and `.`, but not `.`/`..` and not ending in `.git`, which GitHub strips
-/// from names (GitHub docs: "Creating a new repository", naming rules).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct RepoFullName {
-    full: String,
-    slash: usize,
-}
-
-impl RepoFullName {
-    /// Parses `owner/repo`.
-    pub fn parse(s: &str) -> Result<Self, RepoNameError> {
-        let err = |problem| RepoNameError { input: s.chars().take(200).collect(), problem };
-        let (owner, name) = s.split_once('/').ok_or_else(|| err("there is no `/`"))?;
-        if owner.is_empty() || owner.len() > 100 {
-            return Err(err("the owner must be 1 to 100 characters"));
-        }
-        if owner.starts_with('-')
-            || !owner.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(err("the owner may only hold letters, digits, `-` and `_`"));
-        }
-        if name.is_empty() || name.len() > 100 {
-            return Err(err("the repository name must be 1 to 100 characters"));
-        }
-        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
-            return Err(err("the repository name may only hold letters, digits, `-`, `_` and `.`"));
-        }
-        if name == "." || name == ".." {
-            return Err(err("the repository name cannot be `.` or `..`"));
-        }
-        if name.to_ascii_lowercase().ends_with(".git") {
-            return Err(err("the repository name cannot end in `.git`"));
-        }
-        Ok(Self { full: s.to_owned(), slash: owner.len() })
-    }
-
-    /// The user or organisation that owns the repository.
-    pub fn owner(&self) -> &str {
-        &self.full[..self.slash]
-    }
-
-    /// The repository's name without its owner.
-    pub fn name(&self) -> &str {
-        &self.full[self.slash + 1..]
-    }
-
-    /// `owner/repo`.
-    pub fn as_str(&self) -> &str {
-        &self.full
-    }
-}
-
-impl fmt::Display for RepoFullName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.full)
-    }
-}
-
-impl TryFrom<String> for RepoFullName {
-    type Error = RepoNameError;
-
-    fn try_from(s: String) -> Result<Self, RepoNameError> {
-        Self::parse(&s)
-    }
-}
-
-impl From<RepoFullName> for String {
-    fn from(repo: RepoFullName) -> String {
-        repo.full
-    }
-}
+use crate::domain::PipelineSource;
+pub use crate::domain::{RepoFullName, RepoNameError};
 
 /// The web host of the GitHub kitefix posts to (`github.com`, or an Enterprise host), which
 /// a pipeline's git URL must name for the pipeline to count as "on GitHub".
@@ -149,17 +64,6 @@ impl fmt::Display for GitHubHost {
     }
 }
 
-/// What a Buildkite pipeline says about its source, as found in the pipeline object.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PipelineSource<'a> {
-    /// `pipeline.provider.id` (`github`, `github_enterprise`, `gitlab`, `bitbucket`, …).
-    pub provider_id: Option<&'a str>,
-    /// `pipeline.provider.settings.repository` (`owner/repo` for GitHub providers).
-    pub provider_repository: Option<&'a str>,
-    /// `pipeline.repository`: the git URL agents clone.
-    pub repository_url: Option<&'a str>,
-}
-
 /// Why a pipeline is not reported on GitHub. Recorded as the reason a build was skipped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotOnGitHub {
@@ -191,15 +95,19 @@ pub enum NotOnGitHub {
 /// the code lives on a different host than the one configured: then posting by name could
 /// reach a same-named repository on the wrong GitHub, so the pipeline is refused.
 pub fn repo_from_pipeline(
-    source: &PipelineSource<'_>,
+    source: &PipelineSource,
     host: &GitHubHost,
 ) -> Result<RepoFullName, NotOnGitHub> {
-    let from_url =
-        source.repository_url.filter(|u| !u.trim().is_empty()).map(|u| parse_git_url(u, host));
+    let from_url = source
+        .repository_url
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+        .map(|u| parse_git_url(u, host));
     let provider_is_github =
-        matches!(source.provider_id, Some("github") | Some("github_enterprise"));
+        matches!(source.provider.as_deref(), Some("github") | Some("github_enterprise"));
     if provider_is_github
-        && let Some(Ok(repo)) = source.provider_repository.map(str::trim).map(RepoFullName::parse)
+        && let Some(Ok(repo)) =
+            source.provider_repository.as_deref().map(str::trim).map(RepoFullName::parse)
     {
         return match from_url {
             Some(Err(other @ NotOnGitHub::OtherHost { .. })) => Err(other),
@@ -390,9 +298,9 @@ mod tests {
     #[test]
     fn provider_setting_wins_over_the_url() {
         let source = PipelineSource {
-            provider_id: Some("github"),
-            provider_repository: Some("acme/web"),
-            repository_url: Some("git@github.com:acme/old-name.git"),
+            provider: Some("github".into()),
+            provider_repository: Some("acme/web".into()),
+            repository_url: Some("git@github.com:acme/old-name.git".into()),
         };
         let repo = repo_from_pipeline(&source, &GitHubHost::github_com()).unwrap();
         assert_eq!(repo.as_str(), "acme/web");
@@ -401,9 +309,9 @@ mod tests {
     #[test]
     fn provider_setting_on_another_host_is_refused() {
         let source = PipelineSource {
-            provider_id: Some("github"),
-            provider_repository: Some("acme/web"),
-            repository_url: Some("git@github.com:acme/web.git"),
+            provider: Some("github".into()),
+            provider_repository: Some("acme/web".into()),
+            repository_url: Some("git@github.com:acme/web.git".into()),
         };
         assert!(matches!(repo_from_pipeline(&source, &ghe()), Err(NotOnGitHub::OtherHost { .. })));
     }
@@ -411,18 +319,18 @@ mod tests {
     #[test]
     fn url_is_used_when_the_provider_is_not_github() {
         let source = PipelineSource {
-            provider_id: Some("git"),
+            provider: Some("git".into()),
             provider_repository: None,
-            repository_url: Some("https://github.com/acme/web.git"),
+            repository_url: Some("https://github.com/acme/web.git".into()),
         };
         assert_eq!(
             repo_from_pipeline(&source, &GitHubHost::github_com()).unwrap().as_str(),
             "acme/web"
         );
         let gitlab = PipelineSource {
-            provider_id: Some("gitlab"),
-            provider_repository: Some("acme/web"),
-            repository_url: Some("git@gitlab.com:acme/web.git"),
+            provider: Some("gitlab".into()),
+            provider_repository: Some("acme/web".into()),
+            repository_url: Some("git@gitlab.com:acme/web.git".into()),
         };
         assert!(matches!(
             repo_from_pipeline(&gitlab, &GitHubHost::github_com()),

@@ -18,12 +18,12 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::annotations::{ANNOTATIONS_PER_REQUEST, Annotation};
-use super::check_run::{CHECK_RUN_NAME, CheckRunContent, Conclusion};
 use super::client::{Endpoint, GitHubClient, Method};
 use super::error::GitHubError;
-use super::repo::{NotOnGitHub, RepoFullName};
-use crate::report::BuildReport;
+use super::repo::RepoFullName;
+use crate::render::{
+    ANNOTATIONS_PER_REQUEST, Annotation, CHECK_RUN_NAME, CheckRunContent, Conclusion,
+};
 
 /// GitHub: `per_page` is at most 100 for `checks/list-for-ref`.
 const PER_PAGE: usize = 100;
@@ -86,27 +86,24 @@ impl GitHubReporter {
         Self { client }
     }
 
-    /// Creates or updates the build's check run; see the module docs for how it stays
-    /// one run per build. `known_check_run_id` is the id a previous publish returned.
+    /// Creates or updates the build's check run on `repo`; see the module docs for how it
+    /// stays one run per build. `content` is the run as rendered once for the build (and
+    /// stored); `known_check_run_id` is the id a previous publish returned.
     #[tracing::instrument(skip_all, fields(
-        build_id = %report.build.id,
-        repo = report.build.repository.as_deref().unwrap_or(""),
+        build_id = %content.external_id,
+        repo = %repo,
         known_check_run_id = ?known_check_run_id,
     ))]
     pub async fn publish(
         &self,
-        report: &BuildReport,
+        repo: &RepoFullName,
+        content: &CheckRunContent,
         known_check_run_id: Option<u64>,
     ) -> Result<PublishedCheckRun, GitHubError> {
-        let repo = match report.build.repository.as_deref() {
-            Some(name) => RepoFullName::parse(name.trim()).map_err(NotOnGitHub::from)?,
-            None => return Err(NotOnGitHub::NoRepository.into()),
-        };
-        let content = CheckRunContent::render(report)?;
         let run = match known_check_run_id {
             Some(id) => {
                 let known = ExistingRun { id, annotations_count: None };
-                match self.update(&repo, &content, known).await {
+                match self.update(repo, content, known).await {
                     Err(GitHubError::NotFound { .. }) => {
                         // A stale id (the repository moved, or the store is from another
                         // GitHub): fall back to searching rather than failing forever.
@@ -114,12 +111,12 @@ impl GitHubReporter {
                             check_run_id = id,
                             "stored check run not found; looking it up"
                         );
-                        self.find_or_create(&repo, &content).await?
+                        self.find_or_create(repo, content).await?
                     }
                     other => other?,
                 }
             }
-            None => self.find_or_create(&repo, &content).await?,
+            None => self.find_or_create(repo, content).await?,
         };
         self.client.metrics().check_runs.with_label_values(&[content.conclusion.as_str()]).inc();
         tracing::info!(check_run_id = run.id, conclusion = %content.conclusion, "check run published");

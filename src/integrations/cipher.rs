@@ -15,6 +15,8 @@ use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
+pub use crate::store::Sealed;
+
 /// Bytes in a key.
 pub const KEY_LEN: usize = 32;
 /// Bytes in an XChaCha20 nonce.
@@ -32,20 +34,6 @@ pub enum CipherError {
     Decrypt,
     #[error("security.encryption_key_file `{path}`: {problem}")]
     KeyFile { path: String, problem: String },
-}
-
-/// A sealed secret as stored: which key, the nonce, ciphertext with its tag.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Sealed {
-    pub key_id: String,
-    pub nonce: Vec<u8>,
-    pub ciphertext: Vec<u8>,
-}
-
-impl fmt::Debug for Sealed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sealed").field("key_id", &self.key_id).finish_non_exhaustive()
-    }
 }
 
 /// The key that seals stored tokens.

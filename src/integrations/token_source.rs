@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use super::Integrations;
-use crate::domain::OrgSlug;
+use crate::domain::{IntegrationId, OrgSlug};
 use crate::store::{IntegrationRecord, IntegrationStatus};
 use crate::tokens::{TokenError, TokenSource};
 
@@ -50,22 +50,22 @@ impl StoreTokens {
 
 #[async_trait]
 impl TokenSource for StoreTokens {
-    #[tracing::instrument(name = "tokens.token_for", skip_all, fields(org = %org, integration_id = integration_id.unwrap_or("")))]
+    #[tracing::instrument(name = "tokens.token_for", skip_all, fields(org = %org, integration_id = integration_id.map(IntegrationId::as_str).unwrap_or("")))]
     async fn token_for(
         &self,
         org: &OrgSlug,
-        integration_id: Option<&str>,
+        integration_id: Option<&IntegrationId>,
     ) -> Result<SecretString, TokenError> {
         let store = &self.integrations.store;
         let unavailable = |e: crate::store::StoreError| TokenError::Unavailable(e.to_string());
         let record = match integration_id {
             Some(id) => {
-                Some(store.integration(id).await.map_err(unavailable)?.ok_or_else(|| {
-                    TokenError::Disabled {
+                Some(store.integration(id.as_str()).await.map_err(unavailable)?.ok_or_else(
+                    || TokenError::Disabled {
                         org: org.to_string(),
                         reason: format!("integration {id} does not exist"),
-                    }
-                })?)
+                    },
+                )?)
             }
             None => store.active_integration_for_org(org.as_str()).await.map_err(unavailable)?,
         };

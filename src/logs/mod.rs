@@ -10,3 +10,10 @@
 pub(crate) mod literal_scan;
 pub mod normalise;
 pub mod redact;
+
+use std::borrow::Cow;
+
+/// A per-line transform applied between normalisation and classification: the hook for
+/// redaction, so that excerpts and titles never hold what it removes. It lives here, with
+/// the redactor that makes one, so the log pipeline needs nothing from the classifier.
+pub type LineTransform<'t> = Box<dyn FnMut(&str) -> Cow<'_, str> + Send + 't>;

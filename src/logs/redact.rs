@@ -370,7 +370,7 @@ struct KeyBlock {
 impl LineRedactor {
     /// This redactor as the classifier's per-line transform, so every line is redacted
     /// before the classifier keeps any of it for an excerpt, a title or a test name.
-    pub fn into_transform(mut self) -> crate::classify::LineTransform<'static> {
+    pub fn into_transform(mut self) -> super::LineTransform<'static> {
         Box::new(move |line| self.redact_line(line))
     }
 

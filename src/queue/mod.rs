@@ -19,28 +19,23 @@ use async_trait::async_trait;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::webhook::{BuildFinished, DedupeKey};
+use crate::domain::{BuildFinished, DedupeKey, IntegrationId};
 
 /// What travels through the queue: the verified event and its dedupe key, never a
-/// secret (tokens are looked up by the worker from `integration_id`).
+/// secret (tokens are looked up by the worker from `integration_id`). Unknown fields are
+/// ignored when decoding, so messages written by an older kitefix (which also carried
+/// `accepted_at` and the event's `state`) are still read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueMessage {
     pub dedupe_key: DedupeKey,
     pub event: BuildFinished,
     /// The connected organisation the webhook arrived for, if any.
-    pub integration_id: Option<String>,
-    /// When the receiver accepted it (unix milliseconds).
-    pub accepted_at: i64,
+    pub integration_id: Option<IntegrationId>,
 }
 
 impl QueueMessage {
-    pub fn new(event: BuildFinished, integration_id: Option<String>) -> Self {
-        Self {
-            dedupe_key: event.dedupe_key(),
-            event,
-            integration_id,
-            accepted_at: crate::store::now_millis(),
-        }
+    pub fn new(event: BuildFinished, integration_id: Option<IntegrationId>) -> Self {
+        Self { dedupe_key: event.dedupe_key(), event, integration_id }
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -142,15 +137,22 @@ impl Delivery {
         Self { message, attempt, max_attempts, settle }
     }
 
+    /// True when a retry would exceed `queue.max_attempts`: the worker then records the
+    /// build as dead and dead-letters it, rather than asking for a retry.
+    pub fn is_last_attempt(&self) -> bool {
+        self.attempt >= self.max_attempts
+    }
+
     /// The work is recorded: remove the message.
     pub async fn ack(self) -> Result<Settled, QueueError> {
         self.settle.ack().await.map(|()| Settled::Acked)
     }
 
-    /// Transient failure: deliver again after `delay`, unless this was the last allowed
-    /// attempt, in which case the message is dead-lettered with `reason`.
+    /// Transient failure: deliver again after `delay`. Past the last allowed attempt
+    /// (see [`is_last_attempt`](Self::is_last_attempt)) the message is dead-lettered with
+    /// `reason` instead, so no caller can retry forever.
     pub async fn retry(self, delay: Duration, reason: &str) -> Result<Settled, QueueError> {
-        if self.attempt >= self.max_attempts {
+        if self.is_last_attempt() {
             let reason = format!("gave up after {} attempts: {reason}", self.attempt);
             return self.settle.dead_letter(&reason).await.map(|()| Settled::DeadLettered);
         }

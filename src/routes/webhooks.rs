@@ -11,6 +11,7 @@ use futures::StreamExt;
 use secrecy::SecretString;
 use serde::Serialize;
 
+use crate::domain::IntegrationId;
 use crate::error::ApiError;
 use crate::intake::Accepted;
 use crate::state::AppState;
@@ -52,21 +53,21 @@ async fn receive_for_integration(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let known = match uuid::Uuid::parse_str(&id) {
-        Ok(_) => state.integrations.webhook_token(&id).await.map_err(|e| {
+    let id = IntegrationId::parse(&id.into_inner()).ok();
+    let known = match &id {
+        Some(id) => state.integrations.webhook_token(id.as_str()).await.map_err(|e| {
             tracing::error!(error = %e, "integration webhook token unavailable");
             ApiError::unavailable("the webhook could not be checked right now; try again")
         })?,
-        Err(_) => None,
+        None => None,
     };
     let token = match &known {
         Some(token) => token.clone(),
         None => crate::integrations::decoy_token(),
     };
-    let response = handle(&req, payload, &state, Some(&token), Some(id.clone())).await;
-    if known.is_some() && response.is_ok() {
-        state.integrations.webhook_seen(&id).await;
+    let response = handle(&req, payload, &state, Some(&token), id.clone()).await;
+    if let Some(id) = id.filter(|_| known.is_some() && response.is_ok()) {
+        state.integrations.webhook_seen(id.as_str()).await;
     }
     response
 }
@@ -78,7 +79,7 @@ pub(crate) async fn handle(
     payload: web::Payload,
     state: &AppState,
     token: Option<&SecretString>,
-    integration_id: Option<String>,
+    integration_id: Option<IntegrationId>,
 ) -> Result<HttpResponse, ApiError> {
     let header_event = header(req, "X-Buildkite-Event");
     let event_label = EventName::from_header(header_event.unwrap_or("")).as_label();

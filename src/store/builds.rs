@@ -6,7 +6,8 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use super::{Store, StoreError, now_millis, with_pool};
-use crate::webhook::{BuildFinished, DedupeKey};
+use crate::domain::{BuildFinished, BuildId, BuildReport, DedupeKey, IntegrationId};
+use crate::render::CheckRunContent;
 
 /// Where a build is in kitefix's pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -14,7 +15,8 @@ use crate::webhook::{BuildFinished, DedupeKey};
 pub enum BuildState {
     /// Accepted by the receiver and durably queued.
     Queued,
-    /// A worker has it.
+    /// A worker has it, or had it and hit trouble worth retrying: the queue delivers it
+    /// again (the reason says what went wrong last).
     Received,
     /// Analysed and reported (posted to GitHub, or stored in dry-run).
     Reported,
@@ -66,6 +68,46 @@ impl FromStr for BuildState {
     }
 }
 
+/// What a worker's attempt made of a build: the only ways a worker changes a build's
+/// state, each written by [`Store::record_outcome`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// Reported (posted, or stored in dry-run, which `note` then says).
+    Reported { note: Option<String> },
+    /// Nothing to report.
+    Skipped { reason: String },
+    /// Gave up with a permanent error.
+    Failed { reason: String },
+    /// Transient trouble; the queue delivers the build again.
+    RetryScheduled { reason: String },
+    /// Dead-lettered: given up after too many attempts, or parked for a person.
+    Dead { reason: String },
+}
+
+impl Transition {
+    /// The state the row is left in.
+    pub fn state(&self) -> BuildState {
+        match self {
+            Transition::Reported { .. } => BuildState::Reported,
+            Transition::Skipped { .. } => BuildState::Skipped,
+            Transition::Failed { .. } => BuildState::Failed,
+            Transition::RetryScheduled { .. } => BuildState::Received,
+            Transition::Dead { .. } => BuildState::Dead,
+        }
+    }
+
+    /// The reason recorded for people beside the state.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Transition::Reported { note } => note.as_deref(),
+            Transition::Skipped { reason }
+            | Transition::Failed { reason }
+            | Transition::RetryScheduled { reason }
+            | Transition::Dead { reason } => Some(reason),
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct BuildRow {
     dedupe_key: String,
@@ -85,16 +127,16 @@ struct BuildRow {
 /// A stored build, decoded.
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildRecord {
-    pub dedupe_key: String,
+    pub dedupe_key: DedupeKey,
     pub event: BuildFinished,
-    pub integration_id: Option<String>,
+    pub integration_id: Option<IntegrationId>,
     pub state: BuildState,
     pub attempts: i64,
     pub reason: Option<String>,
-    /// The `BuildReport` as stored (JSON), once analysed.
-    pub report: Option<serde_json::Value>,
-    /// The check run body posted, or in dry-run the one that would have been.
-    pub check_run: Option<serde_json::Value>,
+    /// What the worker found, once analysed.
+    pub report: Option<BuildReport>,
+    /// The check run posted, or in dry-run the one that would have been.
+    pub check_run: Option<CheckRunContent>,
     pub check_run_id: Option<i64>,
     pub check_run_url: Option<String>,
     pub queued_at: i64,
@@ -105,25 +147,44 @@ impl TryFrom<BuildRow> for BuildRecord {
     type Error = StoreError;
 
     fn try_from(row: BuildRow) -> Result<Self, StoreError> {
-        let json = |s: Option<String>| -> Result<Option<serde_json::Value>, StoreError> {
-            s.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string())))
-                .transpose()
+        let corrupt = |what: &str, e: &dyn fmt::Display| {
+            StoreError::Corrupt(format!("{what} of {}: {e}", row.dedupe_key))
         };
+        let event: BuildFinished =
+            serde_json::from_str(&row.event).map_err(|e| corrupt("event", &e))?;
+        let integration_id = row
+            .integration_id
+            .as_deref()
+            .map(IntegrationId::parse)
+            .transpose()
+            .map_err(|e| corrupt("integration id", &e))?;
         Ok(BuildRecord {
-            event: serde_json::from_str(&row.event)
-                .map_err(|e| StoreError::Corrupt(format!("event of {}: {e}", row.dedupe_key)))?,
-            dedupe_key: row.dedupe_key,
-            integration_id: row.integration_id,
+            dedupe_key: event.dedupe_key(),
+            event,
+            integration_id,
             state: row.state.parse()?,
             attempts: row.attempts,
             reason: row.reason,
-            report: json(row.report)?,
-            check_run: json(row.check_run)?,
+            report: lenient(&row.dedupe_key, "report", row.report.as_deref()),
+            check_run: lenient(&row.dedupe_key, "check run", row.check_run.as_deref()),
             check_run_id: row.check_run_id,
             check_run_url: row.check_run_url,
             queued_at: row.queued_at,
             updated_at: row.updated_at,
         })
+    }
+}
+
+/// A stored report or check run that no longer decodes (written by an older kitefix whose
+/// report had another shape) is shown as missing, not as an error that would blank the
+/// whole list it is in; the build's state and reason still tell what happened.
+fn lenient<T: serde::de::DeserializeOwned>(key: &str, what: &str, json: Option<&str>) -> Option<T> {
+    match serde_json::from_str(json?) {
+        Ok(value) => Some(value),
+        Err(e) => {
+            tracing::warn!(dedupe_key = key, error = %e, "stored {what} does not decode; not shown");
+            None
+        }
     }
 }
 
@@ -157,7 +218,7 @@ impl Store {
     pub async fn record_queued(
         &self,
         event: &BuildFinished,
-        integration_id: Option<&str>,
+        integration_id: Option<&IntegrationId>,
     ) -> Result<bool, StoreError> {
         self.insert_build(event, integration_id, BuildState::Queued).await
     }
@@ -167,13 +228,13 @@ impl Store {
     #[tracing::instrument(name = "store.record_queued_many", skip_all, fields(count = events.len()))]
     pub async fn record_queued_many(
         &self,
-        events: &[(BuildFinished, Option<String>)],
+        events: &[(BuildFinished, Option<IntegrationId>)],
     ) -> Result<(), StoreError> {
         let now = now_millis();
         with_pool!(self.db(), pool => {
             let mut tx = pool.begin().await?;
             for (event, integration_id) in events {
-                insert_build_query(event, integration_id.as_deref(), BuildState::Queued, now)?
+                insert_build_query(event, integration_id.as_ref(), BuildState::Queued, now)?
                     .execute(&mut *tx)
                     .await?;
             }
@@ -188,7 +249,7 @@ impl Store {
     pub async fn record_received(
         &self,
         event: &BuildFinished,
-        integration_id: Option<&str>,
+        integration_id: Option<&IntegrationId>,
     ) -> Result<BuildState, StoreError> {
         let key = event.dedupe_key();
         if self.insert_build(event, integration_id, BuildState::Received).await? {
@@ -211,18 +272,18 @@ impl Store {
         Ok(previous)
     }
 
-    /// Sets a build's state, with a reason for humans when it did not go well.
-    #[tracing::instrument(name = "store.set_build_state", skip_all, fields(dedupe_key = %key, state = %state))]
-    pub async fn set_build_state(
+    /// Records what a worker's attempt made of a build, with a reason for people when it
+    /// did not go well.
+    #[tracing::instrument(name = "store.record_outcome", skip_all, fields(dedupe_key = %key, state = %transition.state()))]
+    pub async fn record_outcome(
         &self,
         key: &DedupeKey,
-        state: BuildState,
-        reason: Option<&str>,
+        transition: &Transition,
     ) -> Result<(), StoreError> {
         with_pool!(self.db(), pool => {
             sqlx::query("UPDATE builds SET state = $1, reason = $2, updated_at = $3 WHERE dedupe_key = $4")
-                .bind(state.as_str())
-                .bind(reason)
+                .bind(transition.state().as_str())
+                .bind(transition.reason())
                 .bind(now_millis())
                 .bind(key.as_str())
                 .execute(pool)
@@ -238,12 +299,13 @@ impl Store {
     pub async fn save_report(
         &self,
         key: &DedupeKey,
-        report: &crate::report::BuildReport,
-        check_run: Option<&serde_json::Value>,
+        report: &BuildReport,
+        check_run: &CheckRunContent,
     ) -> Result<(), StoreError> {
-        let report =
-            serde_json::to_string(report).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let check_run = check_run.map(serde_json::Value::to_string);
+        fn json(value: &impl Serialize) -> Result<String, StoreError> {
+            serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+        }
+        let (report, check_run) = (json(report)?, json(check_run)?);
         with_pool!(self.db(), pool => {
             sqlx::query("UPDATE builds SET report = $1, check_run = $2, updated_at = $3 WHERE dedupe_key = $4")
                 .bind(report)
@@ -280,13 +342,13 @@ impl Store {
     }
 
     /// The check run already posted for this Buildkite build, by any of its deliveries.
-    pub async fn known_check_run_id(&self, build_id: &str) -> Result<Option<i64>, StoreError> {
+    pub async fn known_check_run_id(&self, build_id: &BuildId) -> Result<Option<i64>, StoreError> {
         let row: Option<(i64,)> = with_pool!(self.db(), pool => {
             sqlx::query_as(
                 "SELECT check_run_id FROM builds WHERE build_id = $1 AND check_run_id IS NOT NULL \
                  ORDER BY updated_at DESC LIMIT 1",
             )
-            .bind(build_id)
+            .bind(build_id.as_str())
             .fetch_optional(pool)
             .await
         })?;
@@ -327,7 +389,7 @@ impl Store {
     async fn insert_build(
         &self,
         event: &BuildFinished,
-        integration_id: Option<&str>,
+        integration_id: Option<&IntegrationId>,
         state: BuildState,
     ) -> Result<bool, StoreError> {
         let now = now_millis();
@@ -344,7 +406,7 @@ impl Store {
 /// `INSERT … ON CONFLICT DO NOTHING` of one build, for any backend.
 fn insert_build_query<'q, DB>(
     event: &'q BuildFinished,
-    integration_id: Option<&'q str>,
+    integration_id: Option<&'q IntegrationId>,
     state: BuildState,
     now: i64,
 ) -> Result<sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>, StoreError>
@@ -369,7 +431,7 @@ where
     .bind(event.build_id.as_str())
     .bind(event.build_number.get() as i64)
     .bind(event.finished_at.as_str())
-    .bind(integration_id)
+    .bind(integration_id.map(IntegrationId::as_str))
     .bind(json)
     .bind(state.as_str())
     .bind(attempts)

@@ -8,7 +8,21 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use super::{Store, StoreError, now_millis, with_pool};
-use crate::integrations::Sealed;
+
+/// A sealed secret as stored: which key, the nonce, ciphertext with its tag. Sealing and
+/// opening is `integrations::cipher`'s business; the store only keeps the three parts.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub key_id: String,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+impl fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sealed").field("key_id", &self.key_id).finish_non_exhaustive()
+    }
+}
 
 /// Whether an integration's token can be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

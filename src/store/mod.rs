@@ -8,10 +8,10 @@ mod cursors;
 mod db;
 mod integrations;
 
-pub use builds::{BuildRecord, BuildState};
+pub use builds::{BuildRecord, BuildState, Transition};
 pub use db::Db;
 pub(crate) use db::with_pool;
-pub use integrations::{IntegrationRecord, IntegrationStatus};
+pub use integrations::{IntegrationRecord, IntegrationStatus, Sealed};
 
 use secrecy::SecretString;
 

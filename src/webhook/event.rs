@@ -5,62 +5,12 @@
 //! `build.url`, and the worker asks the REST API for the jobs. Links are rebuilt from the
 //! parsed ids rather than copied, so a payload cannot plant a URL in a check run.
 
-use std::fmt;
+use serde::Deserialize;
 
-use serde::{Deserialize, Serialize};
-
-use crate::domain::{BuildId, BuildNumber, OrgSlug, PipelineSlug};
-
-/// A failed build that finished: the only event kitefix queues.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BuildFinished {
-    pub org: OrgSlug,
-    pub pipeline: PipelineSlug,
-    pub build_id: BuildId,
-    pub build_number: BuildNumber,
-    pub state: String,
-    /// `build.finished_at` exactly as sent; part of the dedupe key.
-    pub finished_at: String,
-    pub commit: String,
-    pub branch: String,
-    pub pull_request: Option<u64>,
-    /// `pipeline.provider.id` (`github`, `github_enterprise`, `gitlab`, …).
-    pub provider: Option<String>,
-    /// `pipeline.provider.settings.repository` (`owner/repo`), when the provider says.
-    pub provider_repository: Option<String>,
-    /// `pipeline.repository`, the git URL.
-    pub repository_url: Option<String>,
-}
-
-impl BuildFinished {
-    /// A build finishes again after a job retry, with a new `finished_at`
-    /// (reference/buildkite.md §0.3), so the key holds both.
-    pub fn dedupe_key(&self) -> DedupeKey {
-        DedupeKey(format!("{}/{}/{}", self.org, self.build_id, self.finished_at))
-    }
-
-    /// The build's page on buildkite.com, rebuilt from the parsed ids.
-    pub fn web_url(&self) -> String {
-        format!("https://buildkite.com/{}/{}/builds/{}", self.org, self.pipeline, self.build_number)
-    }
-}
-
-/// `(org, build id, finished_at)`: one delivery of one finished build.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct DedupeKey(String);
-
-impl DedupeKey {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for DedupeKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+use crate::domain::{
+    BuildFinished, BuildId, BuildNumber, CommitSha, OrgSlug, PipelineSlug, PipelineSource,
+    pull_request_number,
+};
 
 /// What a verified webhook turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,7 +185,8 @@ fn parse_build_finished(payload: Payload) -> Result<WebhookEvent, PayloadError> 
         PipelineSlug::parse(&pipeline_slug).map_err(|e| PayloadError::Invalid(e.to_string()))?;
     let build_id = BuildId::parse(&id).map_err(|e| PayloadError::Invalid(e.to_string()))?;
     // API-created builds can say `HEAD` until resolved; the agent records the real SHA in
-    // meta-data (reference/buildkite.md §2.2).
+    // meta-data (reference/buildkite.md §2.2). What is left must be a full SHA: a check run
+    // is posted on one commit, so anything else is refused here, before a log is fetched.
     let commit = if commit == "HEAD" {
         build
             .meta_data
@@ -247,20 +198,17 @@ fn parse_build_finished(payload: Payload) -> Result<WebhookEvent, PayloadError> 
     } else {
         commit
     };
-    let pull_request = build.pull_request.and_then(|pr| match pr.id? {
-        serde_json::Value::String(s) => s.parse().ok(),
-        serde_json::Value::Number(n) => n.as_u64(),
-        _ => None,
-    });
-    let (provider, provider_repository, repository_url) = match payload.pipeline {
+    let commit = CommitSha::parse(&commit).map_err(|e| PayloadError::Invalid(e.to_string()))?;
+    let pull_request = build.pull_request.and_then(|pr| pull_request_number(&pr.id?));
+    let source = match payload.pipeline {
         Some(p) => {
-            let (id, repo) = p
+            let (provider, provider_repository) = p
                 .provider
                 .map(|pr| (pr.id, pr.settings.and_then(|s| s.repository)))
                 .unwrap_or((None, None));
-            (id, repo, p.repository)
+            PipelineSource { provider, provider_repository, repository_url: p.repository }
         }
-        None => (None, None, None),
+        None => PipelineSource::default(),
     };
 
     Ok(WebhookEvent::Failed(Box::new(BuildFinished {
@@ -268,14 +216,11 @@ fn parse_build_finished(payload: Payload) -> Result<WebhookEvent, PayloadError> 
         pipeline,
         build_id,
         build_number: BuildNumber::new(build.number.expect("checked above")),
-        state: "failed".into(),
         finished_at,
         commit,
         branch,
         pull_request,
-        provider,
-        provider_repository,
-        repository_url,
+        source,
     })))
 }
 
@@ -321,7 +266,7 @@ mod tests {
         assert_eq!(event.pipeline.as_str(), "web-app");
         assert_eq!(event.build_number.get(), 42);
         assert_eq!(event.pull_request, Some(17));
-        assert_eq!(event.provider_repository.as_deref(), Some("acme/web-app"));
+        assert_eq!(event.source.provider_repository.as_deref(), Some("acme/web-app"));
         assert_eq!(
             event.dedupe_key().as_str(),
             "acme/f62a1b4d-10f9-4790-bc1c-e2c3a0c80983/2026-11-25T10:00:00.000Z"
@@ -368,7 +313,16 @@ mod tests {
         body["build"]["meta_data"] =
             json!({"buildkite:git:commit": "0123456789abcdef0123456789abcdef01234567"});
         let WebhookEvent::Failed(event) = parse_json(&body).unwrap() else { panic!() };
-        assert_eq!(event.commit, "0123456789abcdef0123456789abcdef01234567");
+        assert_eq!(event.commit.as_str(), "0123456789abcdef0123456789abcdef01234567");
+    }
+
+    #[test]
+    fn a_commit_that_is_not_a_full_sha_is_refused() {
+        let mut body = failed_build();
+        body["build"]["commit"] = json!("HEAD");
+        body["build"]["meta_data"] = json!({});
+        let err = parse_json(&body).unwrap_err();
+        assert!(matches!(&err, PayloadError::Invalid(m) if m.contains("commit")), "{err}");
     }
 
     #[test]

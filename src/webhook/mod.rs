@@ -3,5 +3,5 @@
 pub mod event;
 pub mod signature;
 
-pub use event::{BuildFinished, DedupeKey, EventName, PayloadError, WebhookEvent};
+pub use event::{EventName, PayloadError, WebhookEvent};
 pub use signature::{AuthError, Credential};

@@ -6,6 +6,7 @@
 //! delivery is acked only after its outcome is in the store, so a crash at any point
 //! means the build is delivered again, never lost; the steps are idempotent for that.
 
+mod outcome;
 mod pipeline;
 mod processor;
 
@@ -15,14 +16,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
-pub use pipeline::{Pipeline, Reporter};
-pub use processor::{Outcome, Processor, RecordOnly};
+pub use outcome::{Outcome, PipelineError};
+pub use pipeline::{Finished, Pipeline, Reporter};
+pub use processor::Processor;
 
 use crate::metrics::Metrics;
-use crate::queue::{Delivery, Queue, Settled, backoff};
-use crate::store::{BuildState, Store};
+use crate::queue::{Delivery, Queue, QueueError, Settled, backoff};
+use crate::store::{Store, Transition};
 
 /// What the worker needs, shared by every delivery task.
 #[derive(Clone)]
@@ -59,7 +60,7 @@ impl Worker {
                     self.metrics.queue_messages.with_label_values(&["consumed"]).inc();
                     let worker = self.clone();
                     tasks.spawn(async move {
-                        worker.handle(delivery).await;
+                        worker.process_delivery(delivery).await;
                         drop(permit);
                     });
                 }
@@ -86,112 +87,126 @@ impl Worker {
         }
     }
 
-    /// Processes one delivery and settles it; every log line inside carries the build id.
-    async fn handle(&self, delivery: Delivery) {
-        let event = &delivery.message.event;
-        let span = tracing::info_span!(
-            "build",
-            build_id = %event.build_id,
-            org = %event.org,
-            pipeline = %event.pipeline,
-            number = event.build_number.get(),
-            attempt = delivery.attempt,
-        );
-        self.settle(delivery).instrument(span).await
-    }
-
-    async fn settle(&self, delivery: Delivery) {
+    /// Record → process → record the outcome → settle: one delivery, settled only once
+    /// its outcome is in the store. Every log line inside carries the build id.
+    #[tracing::instrument(name = "build", skip_all, fields(
+        build_id = %delivery.message.event.build_id,
+        org = %delivery.message.event.org,
+        pipeline = %delivery.message.event.pipeline,
+        number = delivery.message.event.build_number.get(),
+        attempt = delivery.attempt,
+    ))]
+    async fn process_delivery(&self, delivery: Delivery) {
         let started = Instant::now();
-        let key = delivery.message.dedupe_key.clone();
         let message = &delivery.message;
-        let previous = match self
-            .store
-            .record_received(&message.event, message.integration_id.as_deref())
-            .await
-        {
-            Ok(previous) => previous,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot record the build; retrying later");
-                self.count(delivery.retry(backoff(1), &format!("store unavailable: {e}")).await);
-                return;
-            }
-        };
+        let previous =
+            match self.store.record_received(&message.event, message.integration_id.as_ref()).await
+            {
+                Ok(previous) => previous,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot record the build; retrying later");
+                    let reason = format!("store unavailable: {e}");
+                    return self.count(delivery.retry(backoff(1), &reason).await);
+                }
+            };
         if previous.is_final() {
             tracing::info!(state = %previous, "already done; acknowledging the redelivery");
-            self.count(delivery.ack().await);
-            return;
+            return self.count(delivery.ack().await);
         }
 
-        let attempt = delivery.attempt;
-        let outcome = match tokio::time::timeout(
-            self.build_timeout,
-            self.processor.process(message, attempt),
-        )
-        .await
-        {
-            Ok(outcome) => outcome,
-            Err(_) => Outcome::Retry {
-                delay: None,
-                reason: format!("timed out after {:?}", self.build_timeout),
-            },
-        };
+        let outcome = self.process(message).await;
         let label = outcome.label();
-        let recorded = match &outcome {
-            Outcome::Done { state, reason } => {
-                self.store.set_build_state(&key, *state, reason.as_deref()).await
-            }
-            Outcome::Retry { reason, .. } => {
-                self.store.set_build_state(&key, BuildState::Received, Some(reason)).await
-            }
-            Outcome::DeadLetter { reason } => {
-                self.store.set_build_state(&key, BuildState::Dead, Some(reason)).await
-            }
-        };
-        if let Err(e) = recorded {
+        let settlement = Settlement::decide(outcome, &delivery);
+        if let Err(e) = self.store.record_outcome(&message.dedupe_key, &settlement.transition).await
+        {
             // Not recorded means not acked: the build will be processed again.
             tracing::warn!(error = %e, "cannot record the outcome; retrying later");
-            self.count(delivery.retry(backoff(attempt), &format!("store unavailable: {e}")).await);
-            return;
+            let (delay, reason) = (backoff(delivery.attempt), format!("store unavailable: {e}"));
+            return self.count(delivery.retry(delay, &reason).await);
         }
         self.metrics
             .build_seconds
             .with_label_values(&[label])
             .observe(started.elapsed().as_secs_f64());
-        let settled = match outcome {
-            Outcome::Done { state, .. } => {
-                tracing::info!(state = %state, "build done");
-                self.metrics.builds.with_label_values(&[state.as_str()]).inc();
-                delivery.ack().await
-            }
-            Outcome::Retry { delay, reason } => {
-                let delay = delay.unwrap_or_else(|| backoff(attempt));
-                tracing::warn!(%reason, retry_in = ?delay, "transient failure");
-                let settled = delivery.retry(delay, &reason).await;
-                if matches!(settled, Ok(Settled::DeadLettered)) {
-                    self.metrics.builds.with_label_values(&["dead"]).inc();
-                    let reason = format!("gave up after {attempt} attempts: {reason}");
-                    if let Err(e) =
-                        self.store.set_build_state(&key, BuildState::Dead, Some(&reason)).await
-                    {
-                        tracing::warn!(error = %e, "dead-lettered but not recorded");
-                    }
-                }
-                settled
-            }
-            Outcome::DeadLetter { reason } => {
-                tracing::error!(%reason, "permanent failure, dead-lettering");
-                self.metrics.builds.with_label_values(&["dead"]).inc();
-                delivery.dead_letter(&reason).await
-            }
-        };
+        let settled = settlement.apply(delivery, &self.metrics).await;
         self.count(settled);
     }
 
-    fn count(&self, settled: Result<Settled, crate::queue::QueueError>) {
+    /// The processor's outcome, or a retry when it runs past `worker.build_timeout_secs`.
+    async fn process(&self, message: &crate::queue::QueueMessage) -> Outcome {
+        match tokio::time::timeout(self.build_timeout, self.processor.process(message)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome::Retry {
+                delay: None,
+                reason: format!("timed out after {:?}", self.build_timeout),
+            },
+        }
+    }
+
+    fn count(&self, settled: Result<Settled, QueueError>) {
         match settled {
             Ok(s) => self.metrics.queue_messages.with_label_values(&[s.as_label()]).inc(),
             Err(e) => {
                 tracing::warn!(error = %e, "could not settle the delivery; it will be delivered again")
+            }
+        }
+    }
+}
+
+/// What to record and how to settle, decided once from the outcome and whether this was
+/// the delivery's last allowed attempt, so a build given up on is written `dead` once.
+struct Settlement {
+    transition: Transition,
+    action: Action,
+}
+
+enum Action {
+    Ack,
+    Retry(Duration, String),
+    DeadLetter(String),
+}
+
+impl Settlement {
+    fn decide(outcome: Outcome, delivery: &Delivery) -> Self {
+        let attempt = delivery.attempt;
+        let (transition, action) = match outcome {
+            Outcome::Reported { note } => (Transition::Reported { note }, Action::Ack),
+            Outcome::Skipped { reason } => (Transition::Skipped { reason }, Action::Ack),
+            Outcome::Failed { reason } => (Transition::Failed { reason }, Action::Ack),
+            Outcome::Retry { reason, .. } if delivery.is_last_attempt() => {
+                let reason = format!("gave up after {attempt} attempts: {reason}");
+                (Transition::Dead { reason: reason.clone() }, Action::DeadLetter(reason))
+            }
+            Outcome::Retry { delay, reason } => {
+                let delay = delay.unwrap_or_else(|| backoff(attempt));
+                (
+                    Transition::RetryScheduled { reason: reason.clone() },
+                    Action::Retry(delay, reason),
+                )
+            }
+            Outcome::DeadLetter { reason } => {
+                (Transition::Dead { reason: reason.clone() }, Action::DeadLetter(reason))
+            }
+        };
+        Self { transition, action }
+    }
+
+    async fn apply(self, delivery: Delivery, metrics: &Metrics) -> Result<Settled, QueueError> {
+        match self.action {
+            Action::Ack => {
+                let state = self.transition.state();
+                tracing::info!(state = %state, "build done");
+                metrics.builds.with_label_values(&[state.as_str()]).inc();
+                delivery.ack().await
+            }
+            Action::Retry(delay, reason) => {
+                tracing::warn!(%reason, retry_in = ?delay, "transient failure");
+                delivery.retry(delay, &reason).await
+            }
+            Action::DeadLetter(reason) => {
+                tracing::error!(%reason, "giving up on the build, dead-lettering");
+                metrics.builds.with_label_values(&["dead"]).inc();
+                delivery.dead_letter(&reason).await
             }
         }
     }

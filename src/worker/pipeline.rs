@@ -25,19 +25,19 @@ use futures::{StreamExt, TryStreamExt};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::mpsc;
 
-use super::{Outcome, Processor};
-use crate::buildkite::{BuildkiteClient, BuildkiteError, FailedJob, Job, JobLog, select};
+use super::{Outcome, PipelineError, Processor};
+use crate::buildkite::{BuildkiteClient, FailedJob, Job, JobLog, select};
 use crate::classify::{Analysis, Classifier, JobMeta};
-use crate::github::{
-    CheckRunContent, GitHubError, GitHubHost, GitHubReporter, PipelineSource, repo_from_pipeline,
+use crate::domain::{
+    BuildFinished, BuildRef, BuildReport, CommitSha, JobRef, JobReport, RepoFullName,
 };
+use crate::github::{GitHubHost, GitHubReporter, repo_from_pipeline};
 use crate::logs::redact::Redactor;
 use crate::metrics::Metrics;
 use crate::queue::QueueMessage;
-use crate::report::{BuildRef, BuildReport, JobRef, JobReport};
-use crate::store::{BuildState, Store};
-use crate::tokens::{TokenError, TokenSource};
-use crate::webhook::BuildFinished;
+use crate::render::CheckRunContent;
+use crate::store::Store;
+use crate::tokens::TokenSource;
 
 /// Log chunks in flight between the HTTP stream and the classifier thread: with
 /// Buildkite's chunk sizes this bounds the log bytes held per job to well under a MiB.
@@ -59,87 +59,56 @@ pub struct Pipeline {
     pub github_host: GitHubHost,
     pub store: Store,
     pub metrics: Metrics,
-    /// Jobs of one build analysed at once.
-    pub jobs_at_once: usize,
+    /// Jobs of one build analysed at once (`worker.jobs_per_build`).
+    pub jobs_per_build: usize,
 }
 
-/// Why a step stopped the build, already decided as a queue outcome.
-struct Stop(Outcome);
-
-impl From<BuildkiteError> for Stop {
-    fn from(e: BuildkiteError) -> Self {
-        Stop(match &e {
-            e if e.is_transient() => {
-                Outcome::Retry { delay: e.retry_after(), reason: e.to_string() }
-            }
-            BuildkiteError::Unauthorized { .. }
-            | BuildkiteError::Forbidden { .. }
-            | BuildkiteError::NotFound { .. }
-            | BuildkiteError::Gone => {
-                Outcome::Done { state: BuildState::Failed, reason: Some(e.to_string()) }
-            }
-            // Answers kitefix cannot make sense of: park the message for a person.
-            _ => Outcome::DeadLetter { reason: e.to_string() },
-        })
-    }
+/// How a build that ran through the pipeline ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finished {
+    /// Reported: posted, or in dry-run stored only.
+    Reported { dry_run: bool },
+    /// Nothing to report, and why.
+    Skipped(String),
 }
 
-impl From<GitHubError> for Stop {
-    fn from(e: GitHubError) -> Self {
-        Stop(if e.is_transient() {
-            Outcome::Retry { delay: e.retry_after(), reason: format!("GitHub: {e}") }
-        } else {
-            Outcome::Done { state: BuildState::Failed, reason: Some(format!("GitHub: {e}")) }
-        })
-    }
-}
-
-impl From<TokenError> for Stop {
-    fn from(e: TokenError) -> Self {
-        Stop(if e.is_transient() {
-            Outcome::Retry { delay: None, reason: e.to_string() }
-        } else {
-            Outcome::Done { state: BuildState::Failed, reason: Some(e.to_string()) }
-        })
-    }
-}
-
-impl From<crate::store::StoreError> for Stop {
-    fn from(e: crate::store::StoreError) -> Self {
-        Stop(Outcome::Retry { delay: None, reason: format!("store: {e}") })
+impl From<Finished> for Outcome {
+    fn from(finished: Finished) -> Self {
+        match finished {
+            Finished::Reported { dry_run: false } => Outcome::Reported { note: None },
+            Finished::Reported { dry_run: true } => Outcome::Reported {
+                note: Some("dry-run: no GitHub App configured, nothing posted".into()),
+            },
+            Finished::Skipped(reason) => Outcome::Skipped { reason },
+        }
     }
 }
 
 #[async_trait]
 impl Processor for Pipeline {
-    async fn process(&self, message: &QueueMessage, _attempt: u32) -> Outcome {
-        match self.run(message).await {
-            Ok(outcome) | Err(Stop(outcome)) => outcome,
-        }
+    async fn process(&self, message: &QueueMessage) -> Outcome {
+        self.run(message).await.map_or_else(Outcome::from, Outcome::from)
     }
 }
 
 impl Pipeline {
-    async fn run(&self, message: &QueueMessage) -> Result<Outcome, Stop> {
+    async fn run(&self, message: &QueueMessage) -> Result<Finished, PipelineError> {
         let event = &message.event;
-        let token = self.tokens.token_for(&event.org, message.integration_id.as_deref()).await?;
+        let token = self.tokens.token_for(&event.org, message.integration_id.as_ref()).await?;
         let repository = match self.repository(event) {
             Ok(repo) => repo,
             Err(reason) => {
                 tracing::info!(%reason, "pipeline is not on GitHub; skipping");
-                return Ok(Outcome::Done { state: BuildState::Skipped, reason: Some(reason) });
+                return Ok(Finished::Skipped(reason));
             }
         };
         let build = self.fetch_build(&token, event).await?;
         let selection = select(&build);
         if selection.failed.is_empty() && selection.flaky.is_empty() {
-            return Ok(Outcome::Done {
-                state: BuildState::Skipped,
-                reason: Some(
-                    "no failed script job to analyse (soft failures, canceled or broken jobs only)"
-                        .into(),
-                ),
-            });
+            return Ok(Finished::Skipped(
+                "no failed script job to analyse (soft failures, canceled or broken jobs only)"
+                    .into(),
+            ));
         }
 
         // The futures are made up front (not in a stream combinator's closure, whose
@@ -147,39 +116,33 @@ impl Pipeline {
         let analyses: Vec<_> =
             selection.failed.iter().map(|failed| self.analyse_job(&token, event, failed)).collect();
         let jobs: Vec<JobReport> =
-            futures::stream::iter(analyses).buffered(self.jobs_at_once).try_collect().await?;
+            futures::stream::iter(analyses).buffered(self.jobs_per_build).try_collect().await?;
         let report = BuildReport {
             build: BuildRef {
-                org: event.org.to_string(),
-                pipeline: event.pipeline.to_string(),
-                number: event.build_number.get(),
-                id: event.build_id.to_string(),
+                org: event.org.clone(),
+                pipeline: event.pipeline.clone(),
+                number: event.build_number,
+                id: event.build_id.clone(),
                 web_url: event.web_url(),
+                // The API's answer once the agent resolved it; the webhook's otherwise.
                 commit: build
                     .commit
-                    .clone()
-                    .filter(|c| c != "HEAD")
+                    .as_deref()
+                    .and_then(|c| CommitSha::parse(c).ok())
                     .unwrap_or_else(|| event.commit.clone()),
                 branch: event.branch.clone(),
                 pull_request: event.pull_request,
-                repository: Some(repository),
+                repository: Some(repository.clone()),
             },
             jobs: fold_identical(jobs),
             flaky: selection.flaky.iter().map(|f| job_ref(f.passed, event)).collect(),
         };
-        self.report(message, &report).await
+        self.report(message, &report, &repository).await
     }
 
     /// The GitHub repository for the build's pipeline, or why there is none.
-    fn repository(&self, event: &BuildFinished) -> Result<String, String> {
-        let source = PipelineSource {
-            provider_id: event.provider.as_deref(),
-            provider_repository: event.provider_repository.as_deref(),
-            repository_url: event.repository_url.as_deref(),
-        };
-        repo_from_pipeline(&source, &self.github_host)
-            .map(|r| r.as_str().to_owned())
-            .map_err(|e| e.to_string())
+    fn repository(&self, event: &BuildFinished) -> Result<RepoFullName, String> {
+        repo_from_pipeline(&event.source, &self.github_host).map_err(|e| e.to_string())
     }
 
     #[tracing::instrument(name = "pipeline.fetch_build", skip_all)]
@@ -187,7 +150,7 @@ impl Pipeline {
         &self,
         token: &SecretString,
         event: &BuildFinished,
-    ) -> Result<crate::buildkite::Build, Stop> {
+    ) -> Result<crate::buildkite::Build, PipelineError> {
         Ok(self.buildkite.get_build(token, &event.org, &event.pipeline, event.build_number).await?)
     }
 
@@ -197,7 +160,7 @@ impl Pipeline {
         token: &SecretString,
         event: &BuildFinished,
         failed: &FailedJob<'_>,
-    ) -> Result<JobReport, Stop> {
+    ) -> Result<JobReport, PipelineError> {
         let job = failed.job;
         let meta = JobMeta {
             exit_status: job.exit_status.and_then(|s| i32::try_from(s).ok()),
@@ -261,7 +224,7 @@ impl Pipeline {
         event: &BuildFinished,
         job: &Job,
         report: &mut JobReport,
-    ) -> Result<(Redactor, bool), Stop> {
+    ) -> Result<(Redactor, bool), PipelineError> {
         let env = match self
             .buildkite
             .job_env(token, &event.org, &event.pipeline, event.build_number, &job.id)
@@ -304,7 +267,7 @@ impl Pipeline {
         mut stream: crate::buildkite::LogStream,
         meta: JobMeta,
         redactor: Redactor,
-    ) -> Result<(Analysis, Option<String>, u64), Stop> {
+    ) -> Result<(Analysis, Option<String>, u64), PipelineError> {
         let (chunks, mut incoming) = mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
         let classifier = self.classifier.clone();
         let classifying = tokio::task::spawn_blocking(move || {
@@ -333,9 +296,8 @@ impl Pipeline {
             }
         }
         drop(chunks);
-        let (analysis, section) = classifying.await.map_err(|e| {
-            Stop(Outcome::DeadLetter { reason: format!("the classifier panicked: {e}") })
-        })?;
+        let (analysis, section) =
+            classifying.await.map_err(|e| PipelineError::ClassifierPanicked(e.to_string()))?;
         match failure {
             Some(e) => Err(e.into()),
             None => Ok((analysis, section, bytes)),
@@ -346,50 +308,39 @@ impl Pipeline {
         self.metrics.jobs_analysed.with_label_values(&[analysis.category.as_str()]).inc();
     }
 
-    /// Stores the report, then posts it (or renders it for dry-run) and records the run.
+    /// Renders the check run once, stores it with the report, then posts it (in dry-run,
+    /// storing is all) and records the run's id for the next publish of this build.
     #[tracing::instrument(name = "pipeline.report", skip_all, fields(jobs = report.jobs.len()))]
-    async fn report(&self, message: &QueueMessage, report: &BuildReport) -> Result<Outcome, Stop> {
+    async fn report(
+        &self,
+        message: &QueueMessage,
+        report: &BuildReport,
+        repository: &RepoFullName,
+    ) -> Result<Finished, PipelineError> {
         let key = &message.dedupe_key;
-        let content = match CheckRunContent::render(report) {
-            Ok(content) => content,
-            Err(e) => {
-                self.store.save_report(key, report, None).await?;
-                return Ok(Outcome::Done {
-                    state: BuildState::Failed,
-                    reason: Some(format!("cannot report on GitHub: {e}")),
-                });
-            }
+        let content = CheckRunContent::render(report);
+        self.store.save_report(key, report, &content).await?;
+        let Reporter::GitHub(github) = &self.reporter else {
+            tracing::info!("dry-run: check run stored, not posted");
+            return Ok(Finished::Reported { dry_run: true });
         };
-        let body = serde_json::to_value(&content).expect("a check run always serialises");
-        self.store.save_report(key, report, Some(&body)).await?;
-        match &self.reporter {
-            Reporter::DryRun => {
-                tracing::info!("dry-run: check run stored, not posted");
-                Ok(Outcome::Done {
-                    state: BuildState::Reported,
-                    reason: Some("dry-run: no GitHub App configured, nothing posted".into()),
-                })
-            }
-            Reporter::GitHub(github) => {
-                let known = self
-                    .store
-                    .known_check_run_id(&report.build.id)
-                    .await?
-                    .and_then(|id| u64::try_from(id).ok());
-                let published = github.publish(report, known).await?;
-                self.store
-                    .record_check_run(key, published.id as i64, published.html_url.as_deref())
-                    .await?;
-                tracing::info!(check_run_id = published.id, "check run posted");
-                Ok(Outcome::Done { state: BuildState::Reported, reason: None })
-            }
-        }
+        let known = self
+            .store
+            .known_check_run_id(&report.build.id)
+            .await?
+            .and_then(|id| u64::try_from(id).ok());
+        let published = github.publish(repository, &content, known).await?;
+        self.store
+            .record_check_run(key, published.id as i64, published.html_url.as_deref())
+            .await?;
+        tracing::info!(check_run_id = published.id, "check run posted");
+        Ok(Finished::Reported { dry_run: false })
     }
 }
 
 fn job_ref(job: &Job, event: &BuildFinished) -> JobRef {
     JobRef {
-        id: job.id.to_string(),
+        id: job.id.clone(),
         name: job.display_name().to_owned(),
         // Rebuilt from ids like the build link, not copied from the answer.
         web_url: Some(format!("{}#{}", event.web_url(), job.id)),
@@ -437,10 +388,16 @@ fn mask(line: &str) -> String {
 mod tests {
     use super::*;
     use crate::classify::{Category, Excerpt};
+    use crate::domain::JobId;
+
+    /// A job id that ends in `n`.
+    fn job_id(n: &str) -> JobId {
+        JobId::parse(&format!("0190c0de-0000-7000-8000-{n:0>12}")).unwrap()
+    }
 
     fn job(id: &str, rule: &str, key_line_text: &str) -> JobReport {
         JobReport {
-            job: JobRef { id: id.into(), name: format!("job {id}"), web_url: None },
+            job: JobRef { id: job_id(id), name: format!("job {id}"), web_url: None },
             state: "failed".into(),
             exit_status: Some(1),
             signal_reason: None,
@@ -478,9 +435,12 @@ mod tests {
         let folded = fold_identical(jobs);
 
         assert_eq!(folded.len(), 2);
-        assert_eq!(folded[0].job.id, "1");
-        assert_eq!(folded[0].also_failed.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["3"]);
-        assert_eq!(folded[1].job.id, "2");
+        assert_eq!(folded[0].job.id, job_id("1"));
+        assert_eq!(
+            folded[0].also_failed.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
+            [job_id("3")]
+        );
+        assert_eq!(folded[1].job.id, job_id("2"));
     }
 
     #[test]
@@ -488,7 +448,7 @@ mod tests {
         let mut no_log = job("3", "none", "");
         no_log.analysis.excerpt = None;
         let mut no_log_too = no_log.clone();
-        no_log_too.job.id = "4".into();
+        no_log_too.job.id = job_id("4");
         let jobs = vec![
             job("1", "pytest.failed", "FAILED test_x"),
             job("2", "pytest.failed", "FAILED test_y"),

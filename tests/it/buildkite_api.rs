@@ -10,6 +10,7 @@ use kitefix::buildkite::{
     TimeoutKind, select,
 };
 use kitefix::domain::{BuildNumber, JobId, OrgSlug, PipelineSlug};
+use kitefix::github::{GitHubHost, repo_from_pipeline};
 use prometheus::Registry;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -137,7 +138,10 @@ async fn get_build_returns_jobs_and_selection_picks_latest_failures() {
     let build =
         client.get_build(&token(), &org(), &pipeline(), BuildNumber::new(42)).await.expect("build");
     assert_eq!(build.jobs.len(), 7);
-    assert_eq!(build.pipeline.as_ref().and_then(|p| p.github_repository()), Some("acme/web"));
+    let repository = build.pipeline.as_ref().and_then(|p| {
+        repo_from_pipeline(&p.source(), &GitHubHost::github_com()).ok().map(|r| r.to_string())
+    });
+    assert_eq!(repository.as_deref(), Some("acme/web"));
 
     let selection = select(&build);
     let failed: Vec<(&str, usize)> =

@@ -8,10 +8,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use kitefix::classify::{Analysis, Category, Excerpt, Location};
-use kitefix::github::{
-    Conclusion, GitHubAppConfig, GitHubClient, GitHubError, GitHubMetrics, GitHubReporter,
+use kitefix::domain::{
+    BuildId, BuildNumber, BuildRef, BuildReport, CommitSha, JobId, JobRef, JobReport, OrgSlug,
+    PipelineSlug, RepoFullName,
 };
-use kitefix::report::{BuildRef, BuildReport, JobRef, JobReport};
+use kitefix::github::{
+    GitHubAppConfig, GitHubClient, GitHubError, GitHubMetrics, GitHubReporter, PublishedCheckRun,
+};
+use kitefix::render::{CheckRunContent, Conclusion};
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -74,6 +78,16 @@ impl Harness {
         assert_check_run_bodies_match_schemas(&self.server, "acme/web").await;
     }
 
+    /// Publishes `report` as the worker does: rendered once, posted to its repository.
+    async fn publish(
+        &self,
+        report: &BuildReport,
+        known: Option<u64>,
+    ) -> Result<PublishedCheckRun, GitHubError> {
+        let repo = report.build.repository.as_ref().expect("test reports name a repository");
+        self.reporter.publish(repo, &CheckRunContent::render(report), known).await
+    }
+
     fn requests_metric(&self, endpoint: &str, status: &str) -> u64 {
         self.metrics.requests.with_label_values(&[endpoint, status]).get()
     }
@@ -82,7 +96,7 @@ impl Harness {
 fn test_job(name: &str) -> JobReport {
     JobReport {
         job: JobRef {
-            id: "0190c0de-2222-7000-8000-000000000001".into(),
+            id: JobId::parse("0190c0de-2222-7000-8000-000000000001").unwrap(),
             name: name.into(),
             web_url: Some(format!("https://buildkite.com/acme/web/builds/42#{name}")),
         },
@@ -131,15 +145,15 @@ fn test_job(name: &str) -> JobReport {
 fn test_report(jobs: Vec<JobReport>) -> BuildReport {
     BuildReport {
         build: BuildRef {
-            org: "acme".into(),
-            pipeline: "web".into(),
-            number: 42,
-            id: BUILD_ID.into(),
+            org: OrgSlug::parse("acme").unwrap(),
+            pipeline: PipelineSlug::parse("web").unwrap(),
+            number: BuildNumber::new(42),
+            id: BuildId::parse(BUILD_ID).unwrap(),
             web_url: "https://buildkite.com/acme/web/builds/42".into(),
-            commit: SHA.into(),
+            commit: CommitSha::parse(SHA).unwrap(),
             branch: "fix/parser".into(),
             pull_request: Some(7),
-            repository: Some("acme/web".into()),
+            repository: Some(RepoFullName::parse("acme/web").unwrap()),
         },
         jobs,
         flaky: vec![],
@@ -150,7 +164,7 @@ fn test_report(jobs: Vec<JobReport>) -> BuildReport {
 async fn app_flow_creates_one_check_run_on_the_head_sha_with_the_excerpt() {
     let gh = Harness::start().await.with_checks().await;
 
-    let published = gh.reporter.publish(&test_report(vec![test_job("unit")]), None).await.unwrap();
+    let published = gh.publish(&test_report(vec![test_job("unit")]), None).await.unwrap();
 
     assert_eq!(published.id, 4);
     assert_eq!(published.html_url.as_deref(), Some("https://github.com/acme/web/runs/4"));
@@ -199,11 +213,11 @@ async fn publishing_a_build_again_updates_its_run_and_never_creates_a_second() {
     let gh = Harness::start().await.with_checks().await;
     let report = test_report(vec![test_job("unit")]);
 
-    let first = gh.reporter.publish(&report, None).await.unwrap();
-    let again_by_id = gh.reporter.publish(&report, Some(first.id)).await.unwrap();
+    let first = gh.publish(&report, None).await.unwrap();
+    let again_by_id = gh.publish(&report, Some(first.id)).await.unwrap();
     // A worker that lost the stored id (crash before the store committed) finds the run
     // by the build id instead.
-    let again_by_lookup = gh.reporter.publish(&report, None).await.unwrap();
+    let again_by_lookup = gh.publish(&report, None).await.unwrap();
 
     assert_eq!((again_by_id.id, again_by_lookup.id), (first.id, first.id));
     assert_eq!(gh.requests("POST", "/repos/acme/web/check-runs").await.len(), 1);
@@ -250,7 +264,7 @@ async fn a_run_created_earlier_is_found_by_external_id() {
         .mount(&gh.server)
         .await;
 
-    let published = gh.reporter.publish(&test_report(vec![test_job("unit")]), None).await.unwrap();
+    let published = gh.publish(&test_report(vec![test_job("unit")]), None).await.unwrap();
 
     assert_eq!(published.id, 77);
     // GitHub's example run already has 2 annotations; ours has 1, so nothing is appended.
@@ -275,7 +289,7 @@ async fn more_than_fifty_annotations_go_out_in_batches_and_are_not_repeated() {
         .collect();
     let report = test_report(vec![job]);
 
-    let published = gh.reporter.publish(&report, None).await.unwrap();
+    let published = gh.publish(&report, None).await.unwrap();
 
     let sizes: Vec<usize> = gh
         .server
@@ -300,7 +314,7 @@ async fn more_than_fifty_annotations_go_out_in_batches_and_are_not_repeated() {
     gh.assert_bodies_match_schemas().await;
 
     // Publishing again sends the state once and no annotation twice.
-    gh.reporter.publish(&report, Some(published.id)).await.unwrap();
+    gh.publish(&report, Some(published.id)).await.unwrap();
     assert_eq!(gh.checks.runs()[0]["output"]["annotations_count"], 120);
 }
 
@@ -319,7 +333,7 @@ async fn an_interrupted_publish_resumes_the_missing_annotations() {
     partial["output"]["annotations_count"] = json!(50);
     gh.checks.runs.lock().unwrap().push(partial);
 
-    gh.reporter.publish(&report, None).await.unwrap();
+    gh.publish(&report, None).await.unwrap();
 
     let patches = gh.requests("PATCH", "/repos/acme/web/check-runs/4").await;
     let first: Vec<u64> = patches[0].body_json::<Value>().unwrap()["output"]["annotations"]
@@ -353,7 +367,7 @@ async fn rate_limit_with_retry_after_is_returned_not_retried() {
         .mount(&gh.server)
         .await;
 
-    let err = gh.reporter.publish(&test_report(vec![test_job("unit")]), None).await.unwrap_err();
+    let err = gh.publish(&test_report(vec![test_job("unit")]), None).await.unwrap_err();
 
     assert_eq!(
         err,
@@ -385,7 +399,7 @@ async fn exhausted_primary_limit_waits_until_the_reset() {
         .mount(&gh.server)
         .await;
 
-    let err = gh.reporter.publish(&test_report(vec![test_job("unit")]), None).await.unwrap_err();
+    let err = gh.publish(&test_report(vec![test_job("unit")]), None).await.unwrap_err();
 
     let wait = err.retry_after().expect("a rate limit");
     assert!((Duration::from_secs(595)..=Duration::from_secs(602)).contains(&wait), "{wait:?}");
@@ -408,7 +422,7 @@ async fn server_error_is_transient_and_sent_exactly_once() {
         .mount(&gh.server)
         .await;
 
-    let err = gh.reporter.publish(&test_report(vec![test_job("unit")]), None).await.unwrap_err();
+    let err = gh.publish(&test_report(vec![test_job("unit")]), None).await.unwrap_err();
 
     assert!(matches!(err, GitHubError::Transient { status: Some(502), .. }), "{err:?}");
     assert_eq!(err.retry_after(), None);
@@ -431,7 +445,7 @@ async fn a_slow_github_is_a_transient_timeout() {
         .mount(&gh.server)
         .await;
 
-    let err = gh.reporter.publish(&test_report(vec![test_job("unit")]), None).await.unwrap_err();
+    let err = gh.publish(&test_report(vec![test_job("unit")]), None).await.unwrap_err();
 
     assert!(matches!(err, GitHubError::Transient { status: None, .. }), "{err:?}");
     assert_eq!(gh.requests_metric("apps/get-repo-installation", "timeout"), 1);
@@ -495,7 +509,7 @@ async fn a_refused_token_is_replaced_once_and_the_request_succeeds() {
     // The list call succeeds with the first token; GitHub then revokes it before the POST.
     let gh = revoked_token_harness(true).await;
 
-    let published = gh.reporter.publish(&test_report(vec![test_job("unit")]), None).await.unwrap();
+    let published = gh.publish(&test_report(vec![test_job("unit")]), None).await.unwrap();
 
     assert_eq!(published.id, 4);
     assert_eq!(gh.requests("POST", "/app/installations/1/access_tokens").await.len(), 2);
@@ -507,7 +521,7 @@ async fn a_refused_token_is_replaced_once_and_the_request_succeeds() {
 async fn a_second_refusal_is_permanent() {
     let gh = revoked_token_harness(false).await;
 
-    let err = gh.reporter.publish(&test_report(vec![test_job("unit")]), None).await.unwrap_err();
+    let err = gh.publish(&test_report(vec![test_job("unit")]), None).await.unwrap_err();
 
     assert!(
         matches!(&err, GitHubError::Unauthorized { message, .. } if message == "Bad credentials"),
@@ -531,7 +545,7 @@ async fn not_found_is_permanent_with_githubs_message() {
         .mount(&gh.server)
         .await;
 
-    let err = gh.reporter.publish(&test_report(vec![test_job("unit")]), None).await.unwrap_err();
+    let err = gh.publish(&test_report(vec![test_job("unit")]), None).await.unwrap_err();
 
     assert_eq!(
         err,
@@ -553,7 +567,7 @@ async fn app_not_installed_on_the_repository_is_permanent() {
         .mount(&gh.server)
         .await;
 
-    let err = gh.reporter.publish(&test_report(vec![test_job("unit")]), None).await.unwrap_err();
+    let err = gh.publish(&test_report(vec![test_job("unit")]), None).await.unwrap_err();
 
     assert_eq!(err.to_string(), "the GitHub App is not installed on acme/web");
     assert!(!err.is_transient());
@@ -584,7 +598,7 @@ async fn missing_permission_names_the_permission_needed() {
         .mount(&gh.server)
         .await;
 
-    let err = gh.reporter.publish(&test_report(vec![test_job("unit")]), None).await.unwrap_err();
+    let err = gh.publish(&test_report(vec![test_job("unit")]), None).await.unwrap_err();
 
     assert_eq!(
         err,
@@ -617,7 +631,7 @@ async fn validation_failure_is_permanent_with_githubs_reasons() {
         .mount(&gh.server)
         .await;
 
-    let err = gh.reporter.publish(&test_report(vec![test_job("unit")]), None).await.unwrap_err();
+    let err = gh.publish(&test_report(vec![test_job("unit")]), None).await.unwrap_err();
 
     assert!(
         matches!(&err, GitHubError::Rejected { status: 422, message, .. }
@@ -631,8 +645,7 @@ async fn validation_failure_is_permanent_with_githubs_reasons() {
 async fn a_stale_stored_id_falls_back_to_finding_or_creating_the_run() {
     let gh = Harness::start().await.with_checks().await;
 
-    let published =
-        gh.reporter.publish(&test_report(vec![test_job("unit")]), Some(999)).await.unwrap();
+    let published = gh.publish(&test_report(vec![test_job("unit")]), Some(999)).await.unwrap();
 
     assert_eq!(published.id, 4);
     assert_eq!(gh.requests("PATCH", "/repos/acme/web/check-runs/999").await.len(), 1);
@@ -653,7 +666,7 @@ async fn huge_multibyte_reports_fit_githubs_byte_limits() {
         })
         .collect();
 
-    gh.reporter.publish(&test_report(jobs), None).await.unwrap();
+    gh.publish(&test_report(jobs), None).await.unwrap();
 
     let body: Value =
         gh.requests("POST", "/repos/acme/web/check-runs").await[0].body_json().unwrap();
@@ -676,23 +689,11 @@ async fn infrastructure_failures_conclude_neutral() {
     job.analysis.title = "Could not resolve host: registry.npmjs.org".into();
     job.analysis.locations.clear();
 
-    let published = gh.reporter.publish(&test_report(vec![job]), None).await.unwrap();
+    let published = gh.publish(&test_report(vec![job]), None).await.unwrap();
 
     assert_eq!(published.conclusion, Conclusion::Neutral);
     assert_eq!(gh.checks.runs()[0]["conclusion"], "neutral");
     assert_eq!(gh.metrics.check_runs.with_label_values(&["neutral"]).get(), 1);
-}
-
-#[tokio::test]
-async fn reports_without_a_github_repository_are_refused_before_any_request() {
-    let gh = Harness::bare(Duration::from_secs(10)).await;
-    let mut report = test_report(vec![test_job("unit")]);
-    report.build.repository = None;
-
-    let err = gh.reporter.publish(&report, None).await.unwrap_err();
-
-    assert_eq!(err.kind(), "not_on_github");
-    assert!(gh.server.received_requests().await.unwrap().is_empty());
 }
 
 #[test]

@@ -15,7 +15,7 @@ use kitefix::queue::rabbitmq::{RabbitMqOptions, RabbitMqQueue};
 use kitefix::startup::{Application, Role};
 use kitefix::store::Store;
 use kitefix::webhook::signature;
-use kitefix::worker::{Processor, RecordOnly};
+use kitefix::worker::{Outcome, Processor};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -335,11 +335,11 @@ pub fn failed_build(n: u64) -> Value {
 }
 
 /// The parsed event of `failed_build(n)`.
-pub fn failed_event(n: u64) -> kitefix::webhook::BuildFinished {
+pub fn failed_event(n: u64) -> kitefix::domain::BuildFinished {
     parse_failed(&failed_build(n))
 }
 
-fn parse_failed(payload: &Value) -> kitefix::webhook::BuildFinished {
+fn parse_failed(payload: &Value) -> kitefix::domain::BuildFinished {
     match kitefix::webhook::event::parse(Some("build.finished"), payload.to_string().as_bytes())
         .unwrap()
     {
@@ -348,7 +348,7 @@ fn parse_failed(payload: &Value) -> kitefix::webhook::BuildFinished {
     }
 }
 
-pub fn dedupe_key(payload: &Value) -> kitefix::webhook::DedupeKey {
+pub fn dedupe_key(payload: &Value) -> kitefix::domain::DedupeKey {
     parse_failed(payload).dedupe_key()
 }
 
@@ -366,6 +366,21 @@ pub async fn test_store(kind: StoreKind) -> Option<(Store, Arc<tempfile::TempDir
     };
     let store = Store::connect(&secrecy::SecretString::from(url), 4).await.expect("store connects");
     Some((store, dir))
+}
+
+/// The apps' processor unless a test names another: records that the build arrived (the
+/// worker does that before any processor runs) and skips it, so the queue, the store and
+/// the worker loop are tested without Buildkite or GitHub.
+pub struct RecordOnly;
+
+/// The reason `RecordOnly` skips with.
+pub const RECORDED_ONLY: &str = "recorded only: the tests' stand-in for the pipeline";
+
+#[async_trait::async_trait]
+impl Processor for RecordOnly {
+    async fn process(&self, _message: &kitefix::queue::QueueMessage) -> Outcome {
+        Outcome::Skipped { reason: RECORDED_ONLY.into() }
+    }
 }
 
 /// A processor that plays back a script of outcomes, then repeats the last one, and
@@ -399,11 +414,7 @@ impl Scripted {
 
 #[async_trait::async_trait]
 impl Processor for Scripted {
-    async fn process(
-        &self,
-        _message: &kitefix::queue::QueueMessage,
-        _attempt: u32,
-    ) -> kitefix::worker::Outcome {
+    async fn process(&self, _message: &kitefix::queue::QueueMessage) -> Outcome {
         self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
         let next = self.script.lock().unwrap().pop_front();

@@ -337,7 +337,7 @@ async fn the_webhook_route_takes_only_its_integrations_token() {
         .await
     );
     let record = app.store.build(&key).await.unwrap().unwrap();
-    assert_eq!(record.integration_id.as_deref(), acme["id"].as_str());
+    assert_eq!(record.integration_id.as_ref().map(|id| id.as_str()), acme["id"].as_str());
     let listed = list(&app).await;
     let acme_listed = listed.iter().find(|i| i["org_slug"] == "acme").unwrap();
     assert!(acme_listed["last_webhook_at"].is_i64(), "{acme_listed}");
@@ -410,20 +410,21 @@ async fn the_worker_uses_the_integrations_token_until_it_is_removed() {
         Some(SecretString::from(CONFIG_TOKEN.to_owned())),
     );
     let org = kitefix::domain::OrgSlug::parse("acme").unwrap();
-    let before = tokens.token_for(&org, Some(&id)).await.unwrap();
+    let integration = kitefix::domain::IntegrationId::parse(&id).unwrap();
+    let before = tokens.token_for(&org, Some(&integration)).await.unwrap();
     assert_eq!(before.expose_secret(), bk::API_TOKEN);
     assert_eq!(tokens.token_for(&org, None).await.unwrap().expose_secret(), bk::API_TOKEN);
     app.client.delete(format!("{}/api/integrations/{id}", app.address)).send().await.unwrap();
-    let err = tokens.token_for(&org, Some(&id)).await.unwrap_err();
+    let err = tokens.token_for(&org, Some(&integration)).await.unwrap_err();
     assert!(matches!(err, TokenError::Disabled { .. }), "{err:?}");
     assert!(err.to_string().contains("removed"), "{err}");
     assert_eq!(tokens.token_for(&org, None).await.unwrap().expose_secret(), CONFIG_TOKEN);
     // Another organisation's integration never lends its token.
     let other = kitefix::domain::OrgSlug::parse("other").unwrap();
     let other_id: Value = connect(&app, "other", OTHER_TOKEN).await.json().await.unwrap();
-    let other_id = other_id["id"].as_str().unwrap();
+    let other_id = kitefix::domain::IntegrationId::parse(other_id["id"].as_str().unwrap()).unwrap();
     assert!(matches!(
-        tokens.token_for(&org, Some(other_id)).await,
+        tokens.token_for(&org, Some(&other_id)).await,
         Err(TokenError::Disabled { .. })
     ));
     assert_eq!(tokens.token_for(&other, None).await.unwrap().expose_secret(), OTHER_TOKEN);
@@ -449,7 +450,8 @@ async fn a_ciphertext_moved_to_another_integration_does_not_decrypt() {
 
     let tokens = StoreTokens::new(service(&app, &buildkite).await, None);
     let other_org = kitefix::domain::OrgSlug::parse("other").unwrap();
-    let err = tokens.token_for(&other_org, other["id"].as_str()).await.unwrap_err();
+    let other_id = kitefix::domain::IntegrationId::parse(other["id"].as_str().unwrap()).unwrap();
+    let err = tokens.token_for(&other_org, Some(&other_id)).await.unwrap_err();
 
     assert!(matches!(err, TokenError::Unavailable(_)), "{err:?}");
     assert!(err.to_string().contains("failed to decrypt"), "{err}");
@@ -775,10 +777,11 @@ async fn rotation_is_all_or_nothing(kind: StoreKind) {
         Integrations::new(store.clone(), new, client, IntegrationMetrics::unregistered().unwrap());
     let tokens = StoreTokens::new(rotated, None);
     let org = first.0.org.clone();
-    let token = tokens.token_for(&org, Some(&first.0.id)).await.unwrap();
+    let id = kitefix::domain::IntegrationId::parse(&first.0.id).unwrap();
+    let token = tokens.token_for(&org, Some(&id)).await.unwrap();
     assert_eq!(token.expose_secret(), first.1);
     let old_tokens = StoreTokens::new(service, None);
-    let err = old_tokens.token_for(&org, Some(&first.0.id)).await.unwrap_err();
+    let err = old_tokens.token_for(&org, Some(&id)).await.unwrap_err();
     assert!(err.to_string().contains(old.key_id()), "names the key: {err}");
 }
 

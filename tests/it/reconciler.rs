@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kitefix::buildkite::{BuildkiteClient, ClientOptions};
+use kitefix::domain::{IntegrationId, OrgSlug};
 use kitefix::intake::{Accepted, Intake};
 use kitefix::metrics::Metrics;
 use kitefix::queue::Queue;
 use kitefix::queue::embedded::EmbeddedQueue;
-use kitefix::reconciler::{NoIntegrations, Reconciler, ReconcilerMetrics, event_from_api};
-use kitefix::tokens::ConfigToken;
+use kitefix::reconciler::{IntegrationTargets, Reconciler, ReconcilerMetrics, Target};
+use kitefix::tokens::{TokenError, TokenSource};
 use secrecy::SecretString;
 use serde_json::Value;
 use wiremock::matchers::{header, method, path, query_param};
@@ -102,7 +103,31 @@ async fn lost_webhook_is_queued_once(kind: StoreKind) {
     assert!(froms[1] > froms[0], "the cursor moved forward: {froms:?}");
 }
 
-fn failed_event_of(payload: &Value) -> kitefix::webhook::BuildFinished {
+/// `buildkite.token` alone, for every organisation.
+struct ConfigToken(Option<SecretString>);
+
+#[async_trait::async_trait]
+impl TokenSource for ConfigToken {
+    async fn token_for(
+        &self,
+        org: &OrgSlug,
+        _integration_id: Option<&IntegrationId>,
+    ) -> Result<SecretString, TokenError> {
+        self.0.clone().ok_or_else(|| TokenError::NotConnected { org: org.to_string() })
+    }
+}
+
+/// No connected organisations: only those seen on the shared webhook route are polled.
+struct NoIntegrations;
+
+#[async_trait::async_trait]
+impl IntegrationTargets for NoIntegrations {
+    async fn targets(&self) -> Vec<Target> {
+        Vec::new()
+    }
+}
+
+fn failed_event_of(payload: &Value) -> kitefix::domain::BuildFinished {
     match kitefix::webhook::event::parse(Some("build.finished"), payload.to_string().as_bytes())
         .unwrap()
     {
@@ -138,7 +163,7 @@ fn a_build_from_the_api_has_the_same_dedupe_key_as_its_webhook() {
     let payload = failed_build(72);
     let build: kitefix::buildkite::Build = serde_json::from_value(api_build(&payload)).unwrap();
     let org = kitefix::domain::OrgSlug::parse("acme").unwrap();
-    let event = event_from_api(&org, &build).unwrap();
+    let event = build.finished_event(&org).unwrap();
     assert_eq!(event.dedupe_key(), dedupe_key(&payload));
     assert_eq!(event, failed_event_of(&payload), "the same event the webhook carries");
 }
@@ -209,7 +234,7 @@ async fn a_connected_organisation_is_polled_with_its_own_token() {
     assert_eq!(results[0].1.clone().unwrap().queued, 1);
     for _ in 0..100 {
         if let Some(record) = app.store.build(&dedupe_key(&lost)).await.unwrap() {
-            assert_eq!(record.integration_id.as_deref(), Some(integration_id.as_str()));
+            assert_eq!(record.integration_id.as_ref(), Some(&integration_id));
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::helpers::{Scripted, TestConfig, failed_build, spawn_app_with, wait_for_state};
 
 fn done() -> Outcome {
-    Outcome::Done { state: BuildState::Reported, reason: None }
+    Outcome::Reported { note: None }
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The store's contract, run against both SQLite and PostgreSQL.
 
-use kitefix::store::{BuildState, Store};
+use kitefix::domain::IntegrationId;
+use kitefix::store::{BuildState, Store, Transition};
 
 use crate::helpers::{StoreKind, failed_event, test_store};
 
@@ -8,14 +9,15 @@ async fn records_each_key_once(store: Store) {
     let e = failed_event(1);
     assert!(!store.build_known(&e.dedupe_key()).await.unwrap());
 
-    assert!(store.record_queued(&e, Some("int_1")).await.unwrap());
+    let integration = IntegrationId::parse("0190c0de-4444-7000-8000-000000000001").unwrap();
+    assert!(store.record_queued(&e, Some(&integration)).await.unwrap());
     assert!(!store.record_queued(&e, None).await.unwrap(), "the second insert must be a no-op");
 
     assert!(store.build_known(&e.dedupe_key()).await.unwrap());
     let record = store.build(&e.dedupe_key()).await.unwrap().unwrap();
     assert_eq!(record.event, e);
     assert_eq!(record.state, BuildState::Queued);
-    assert_eq!(record.integration_id.as_deref(), Some("int_1"));
+    assert_eq!(record.integration_id, Some(integration));
     assert_eq!(record.attempts, 0);
 }
 
@@ -27,7 +29,8 @@ async fn tracks_attempts_and_final_states(store: Store) {
     assert_eq!(store.record_received(&e, None).await.unwrap(), BuildState::Received);
     assert_eq!(store.build(&key).await.unwrap().unwrap().attempts, 2);
 
-    store.set_build_state(&key, BuildState::Failed, Some("token revoked")).await.unwrap();
+    let failed = Transition::Failed { reason: "token revoked".into() };
+    store.record_outcome(&key, &failed).await.unwrap();
     // A redelivery after the final state changes nothing.
     assert_eq!(store.record_received(&e, None).await.unwrap(), BuildState::Failed);
     let record = store.build(&key).await.unwrap().unwrap();

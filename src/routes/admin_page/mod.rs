@@ -87,22 +87,17 @@ async fn render_page(
 
 fn analysis_view(b: &BuildRecord) -> AnalysisView {
     let e = &b.event;
-    let first_job = b.report.as_ref().and_then(|r| r.pointer("/jobs/0/analysis"));
+    let first_job = b.report.as_ref().and_then(|r| r.jobs.first()).map(|j| &j.analysis);
     let title = b
         .check_run
         .as_ref()
-        .and_then(|c| c.get("title"))
-        .or_else(|| first_job.and_then(|a| a.get("title")))
-        .and_then(|t| t.as_str())
-        .map(str::to_owned);
+        .map(|c| c.title.clone())
+        .or_else(|| first_job.map(|a| a.title.clone()));
     AnalysisView {
         build: format!("{}/{} #{}", e.org, e.pipeline, e.build_number),
         build_url: e.web_url(),
         state: b.state.as_str().to_owned(),
-        category: first_job
-            .and_then(|a| a.get("category"))
-            .and_then(|c| c.as_str())
-            .map(str::to_owned),
+        category: first_job.map(|a| a.category.as_str().to_owned()),
         title,
         reason: b.reason.clone(),
         check_run_url: b.check_run_url.clone(),

@@ -6,7 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::classify::{Analysis, Category};
+use super::{BuildId, BuildNumber, CommitSha, JobId, OrgSlug, PipelineSlug, RepoFullName};
+use crate::classify::Analysis;
 
 /// One analysed build, ready to be reported.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,29 +20,30 @@ pub struct BuildReport {
     pub flaky: Vec<JobRef>,
 }
 
-/// The build as Buildkite describes it; ids come from the verified webhook and the API.
+/// The build as Buildkite describes it; ids come from the verified webhook and the API,
+/// already checked, so a reporter builds paths and links from them as they are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildRef {
-    pub org: String,
-    pub pipeline: String,
-    pub number: u64,
+    pub org: OrgSlug,
+    pub pipeline: PipelineSlug,
+    pub number: BuildNumber,
     /// Buildkite's build UUID (the check run's `external_id`).
-    pub id: String,
+    pub id: BuildId,
     /// Link to the build page on buildkite.com.
     pub web_url: String,
     /// Head SHA the check run is posted on.
-    pub commit: String,
+    pub commit: CommitSha,
     pub branch: String,
     /// Pull request number, when the build is for one.
     pub pull_request: Option<u64>,
     /// `owner/repo` on GitHub, when the pipeline builds a GitHub repository.
-    pub repository: Option<String>,
+    pub repository: Option<RepoFullName>,
 }
 
 /// A job, by id, name and link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobRef {
-    pub id: String,
+    pub id: JobId,
     pub name: String,
     pub web_url: Option<String>,
 }
@@ -69,11 +71,6 @@ pub struct JobReport {
 }
 
 impl BuildReport {
-    /// The category that decides the check run's title: the first job's.
-    pub fn primary_category(&self) -> Category {
-        self.jobs.first().map(|j| j.analysis.category).unwrap_or(Category::Unknown)
-    }
-
     /// True when nothing in the build points at the pull request's code: every failure
     /// is infrastructure (or there are only flaky jobs). The check run is then `neutral`.
     pub fn only_infrastructure(&self) -> bool {

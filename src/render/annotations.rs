@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::markdown;
 use crate::classify::Category;
-use crate::report::BuildReport;
+use crate::domain::BuildReport;
 
 /// GitHub: "The Checks API limits the number of annotations to a maximum of 50 per API
 /// request" (OpenAPI `checks/create`, `output.annotations`).
@@ -183,8 +183,8 @@ pub fn annotations_for(report: &BuildReport) -> (Vec<Annotation>, usize) {
     for job in &report.jobs {
         let dirs = BuildDirs {
             checkout_path: job.checkout_path.as_deref(),
-            org: &report.build.org,
-            pipeline: &report.build.pipeline,
+            org: report.build.org.as_str(),
+            pipeline: report.build.pipeline.as_str(),
         };
         let category = job.analysis.category;
         for location in &job.analysis.locations {

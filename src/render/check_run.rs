@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::annotations::{self, Annotation};
 use super::markdown::{self, code, code_block, link, text, text_with_code};
 use crate::classify::{Category, Excerpt};
-use crate::report::{BuildReport, JobRef, JobReport};
+use crate::domain::{BuildReport, CommitSha, JobRef, JobReport};
 
 /// The check run's name: what the pull request's checks list shows.
 pub const CHECK_RUN_NAME: &str = "kitefix";
@@ -64,61 +64,6 @@ impl fmt::Display for Conclusion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// A commit SHA as GitHub takes it in paths: 40 hex digits (SHA-1), or 64 for SHA-256
-/// repositories, lowercase.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct CommitSha(String);
-
-impl CommitSha {
-    /// Parses a full commit SHA; abbreviated SHAs and ref names are refused, since a check
-    /// run is created on exactly one commit.
-    pub fn parse(s: &str) -> Result<Self, InvalidReport> {
-        let s = s.trim();
-        if (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            Ok(Self(s.to_ascii_lowercase()))
-        } else {
-            Err(InvalidReport::Commit(s.chars().take(80).collect()))
-        }
-    }
-
-    /// The SHA, lowercase.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for CommitSha {
-    type Error = InvalidReport;
-
-    fn try_from(s: String) -> Result<Self, InvalidReport> {
-        Self::parse(&s)
-    }
-}
-
-impl From<CommitSha> for String {
-    fn from(sha: CommitSha) -> String {
-        sha.0
-    }
-}
-
-impl fmt::Display for CommitSha {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Why a report cannot become a check run.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InvalidReport {
-    /// The build's commit is not a full SHA (Buildkite builds of `HEAD` carry the literal).
-    #[error("the build's commit `{0}` is not a full git SHA")]
-    Commit(String),
-    /// No Buildkite build id, so nothing to key the check run on.
-    #[error("the build has no id")]
-    MissingBuildId,
 }
 
 /// Everything the check run says, ready to be sent in one or more requests. Serialisable
@@ -181,12 +126,9 @@ struct Output<'a> {
 }
 
 impl CheckRunContent {
-    /// Renders the check run for `report`.
-    pub fn render(report: &BuildReport) -> Result<Self, InvalidReport> {
-        let head_sha = CommitSha::parse(&report.build.commit)?;
-        if report.build.id.trim().is_empty() {
-            return Err(InvalidReport::MissingBuildId);
-        }
+    /// Renders the check run for `report`. Every id in it was checked at the edge
+    /// (`domain`), so there is nothing left that could refuse.
+    pub fn render(report: &BuildReport) -> Self {
         let conclusion =
             if report.only_infrastructure() { Conclusion::Neutral } else { Conclusion::Failure };
         let (annotations, dropped) = annotations::annotations_for(report);
@@ -198,7 +140,7 @@ impl CheckRunContent {
                 link("Buildkite", details_url.as_deref())
             )
         };
-        Ok(Self {
+        Self {
             title: title(report),
             summary: markdown::fit(
                 summary(report, conclusion, dropped),
@@ -210,12 +152,12 @@ impl CheckRunContent {
                 OUTPUT_BUDGET_BYTES,
                 &truncated("these details were"),
             ),
-            external_id: report.build.id.trim().to_owned(),
+            external_id: report.build.id.to_string(),
             details_url,
-            head_sha,
+            head_sha: report.build.commit.clone(),
             conclusion,
             annotations,
-        })
+        }
     }
 
     /// The create request, carrying the first batch of annotations.
@@ -305,7 +247,7 @@ fn summary(report: &BuildReport, conclusion: Conclusion, dropped_locations: usiz
     let build = &report.build;
     let mut md = String::new();
     let build_link = link(&format!("build \\#{}", build.number), web_url(Some(&build.web_url)));
-    let short_sha: String = build.commit.chars().take(7).collect();
+    let short_sha: String = build.commit.as_str().chars().take(7).collect();
     let failed = failed_job_count(report);
     let headline = match failed {
         0 => "**No job failed for a reason kitefix could report**".to_owned(),
@@ -477,8 +419,8 @@ fn details(report: &BuildReport) -> String {
             md.push_str("**Where:**\n\n");
             let dirs = annotations::BuildDirs {
                 checkout_path: job.checkout_path.as_deref(),
-                org: &report.build.org,
-                pipeline: &report.build.pipeline,
+                org: report.build.org.as_str(),
+                pipeline: report.build.pipeline.as_str(),
             };
             for location in analysis.locations.iter().take(50) {
                 let path = annotations::repo_relative_path(&location.path, &dirs)
@@ -551,12 +493,19 @@ fn human_bytes(bytes: u64) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::classify::{Analysis, Location, Secondary};
-    use crate::report::BuildRef;
+    use crate::domain::{
+        BuildId, BuildNumber, BuildRef, JobId, OrgSlug, PipelineSlug, RepoFullName,
+    };
+
+    /// A job id that ends in `n`.
+    pub(crate) fn job_id(n: &str) -> JobId {
+        JobId::parse(&format!("0190c0de-3333-7000-8000-{n:0>12}")).unwrap()
+    }
 
     pub(crate) fn job(name: &str, category: Category, excerpt: &str) -> JobReport {
         JobReport {
             job: JobRef {
-                id: format!("0190c0de-0000-7000-8000-{:012}", name.len()),
+                id: JobId::parse(&format!("0190c0de-0000-7000-8000-{:012}", name.len())).unwrap(),
                 name: name.to_owned(),
                 web_url: Some(format!("https://buildkite.com/acme/web/builds/42#{name}")),
             },
@@ -585,15 +534,15 @@ pub(crate) mod tests {
     pub(crate) fn report(jobs: Vec<JobReport>) -> BuildReport {
         BuildReport {
             build: BuildRef {
-                org: "acme".into(),
-                pipeline: "web".into(),
-                number: 42,
-                id: "0190c0de-1111-7000-8000-000000000042".into(),
+                org: OrgSlug::parse("acme").unwrap(),
+                pipeline: PipelineSlug::parse("web").unwrap(),
+                number: BuildNumber::new(42),
+                id: BuildId::parse("0190c0de-1111-7000-8000-000000000042").unwrap(),
                 web_url: "https://buildkite.com/acme/web/builds/42".into(),
-                commit: "ce587453ced02b1526dfb4cb910479d431683101".into(),
+                commit: CommitSha::parse("ce587453ced02b1526dfb4cb910479d431683101").unwrap(),
                 branch: "feature/login".into(),
                 pull_request: Some(7),
-                repository: Some("acme/web".into()),
+                repository: Some(RepoFullName::parse("acme/web").unwrap()),
             },
             jobs,
             flaky: vec![],
@@ -603,15 +552,15 @@ pub(crate) mod tests {
     #[test]
     fn conclusion_is_neutral_only_without_a_code_failure() {
         let infra = report(vec![job("deploy", Category::Network, "x")]);
-        assert_eq!(CheckRunContent::render(&infra).unwrap().conclusion, Conclusion::Neutral);
+        assert_eq!(CheckRunContent::render(&infra).conclusion, Conclusion::Neutral);
         let mut flaky = report(vec![]);
-        flaky.flaky.push(JobRef { id: "1".into(), name: "it".into(), web_url: None });
-        let flaky = CheckRunContent::render(&flaky).unwrap();
+        flaky.flaky.push(JobRef { id: job_id("1"), name: "it".into(), web_url: None });
+        let flaky = CheckRunContent::render(&flaky);
         assert_eq!(flaky.conclusion, Conclusion::Neutral);
         assert_eq!(flaky.title, "Only flaky jobs: 1 job passed on retry");
         let mixed =
             report(vec![job("deploy", Category::Network, "x"), job("unit", Category::Test, "y")]);
-        assert_eq!(CheckRunContent::render(&mixed).unwrap().conclusion, Conclusion::Failure);
+        assert_eq!(CheckRunContent::render(&mixed).conclusion, Conclusion::Failure);
     }
 
     #[test]
@@ -620,17 +569,21 @@ pub(crate) mod tests {
         unit.analysis.failing_tests = vec!["a::one".into(), "a::two".into(), "a::three".into()];
         let mut r = report(vec![unit, job("lint", Category::Lint, "y")]);
         assert_eq!(
-            CheckRunContent::render(&r).unwrap().title,
+            CheckRunContent::render(&r).title,
             "Test failed: 3 tests in `unit` (+1 more job)"
         );
-        r.jobs[0].also_failed.push(JobRef { id: "2".into(), name: "unit 2".into(), web_url: None });
+        r.jobs[0].also_failed.push(JobRef {
+            id: job_id("2"),
+            name: "unit 2".into(),
+            web_url: None,
+        });
         r.jobs[0].analysis.failing_tests.truncate(1);
         assert_eq!(
-            CheckRunContent::render(&r).unwrap().title,
+            CheckRunContent::render(&r).title,
             "Test failed: `a::one` in `unit` (+2 more jobs)"
         );
         let compile = report(vec![job("build", Category::Compile, "x")]);
-        assert_eq!(CheckRunContent::render(&compile).unwrap().title, "Compile error in `build`");
+        assert_eq!(CheckRunContent::render(&compile).title, "Compile error in `build`");
     }
 
     #[test]
@@ -641,7 +594,7 @@ pub(crate) mod tests {
             "line 10\nline 11\nthread 'a::one' panicked at src/a.rs:3:5\nline 13\nline 14",
         );
         unit.analysis.failing_tests = vec!["a::one".into()];
-        let content = CheckRunContent::render(&report(vec![unit])).unwrap();
+        let content = CheckRunContent::render(&report(vec![unit]));
         let s = &content.summary;
         assert!(
             s.contains(
@@ -675,11 +628,11 @@ pub(crate) mod tests {
         gone.log_unavailable = Some("the log was deleted by the retention policy".into());
         let mut r = report(vec![gone]);
         r.flaky.push(JobRef {
-            id: "9".into(),
+            id: job_id("9"),
             name: "integration".into(),
             web_url: Some("https://buildkite.com/acme/web/builds/42#integration".into()),
         });
-        let content = CheckRunContent::render(&r).unwrap();
+        let content = CheckRunContent::render(&r);
         assert!(
             content
                 .summary
@@ -698,7 +651,7 @@ pub(crate) mod tests {
         let hostile = "```\n# Heading\n<img src=x onerror=alert(1)>\n@octocat\n````````";
         let mut j = job("unit", Category::Test, hostile);
         j.analysis.title = "see <script> and @octocat #1".into();
-        let content = CheckRunContent::render(&report(vec![j])).unwrap();
+        let content = CheckRunContent::render(&report(vec![j]));
         let s = &content.summary;
         assert!(s.contains("\n`````````text\n```\n# Heading\n"), "{s}");
         assert!(s.contains("- **Cause:** see \\<script\\> and \\@octocat \\#1"), "{s}");
@@ -717,7 +670,7 @@ pub(crate) mod tests {
                 j
             })
             .collect();
-        let content = CheckRunContent::render(&report(jobs)).unwrap();
+        let content = CheckRunContent::render(&report(jobs));
         for out in [&content.summary, &content.text] {
             assert!(out.len() <= OUTPUT_LIMIT_BYTES, "{} bytes", out.len());
             assert!(out.len() > OUTPUT_LIMIT_BYTES / 2, "cut far too much: {} bytes", out.len());
@@ -745,7 +698,7 @@ pub(crate) mod tests {
         ];
         j.analysis.secondary =
             vec![Secondary { category: Category::Lint, rule: "clippy".into(), key_line: Some(3) }];
-        let content = CheckRunContent::render(&report(vec![j])).unwrap();
+        let content = CheckRunContent::render(&report(vec![j]));
         assert_eq!(content.annotations.len(), 1);
         let a = &content.annotations[0];
         assert_eq!((a.path.as_str(), a.start_line, a.start_column), ("src/main.rs", 3, Some(9)));
@@ -757,7 +710,7 @@ pub(crate) mod tests {
         let mut j = job("build", Category::Compile, "error[E0308]: mismatched types");
         j.analysis.locations =
             vec![Location { path: "src/a.rs".into(), line: 2, column: None, message: "m".into() }];
-        let content = CheckRunContent::render(&report(vec![j])).unwrap();
+        let content = CheckRunContent::render(&report(vec![j]));
         let json = serde_json::to_string(&content).unwrap();
         assert_eq!(serde_json::from_str::<CheckRunContent>(&json).unwrap(), content);
     }
@@ -779,7 +732,7 @@ pub(crate) mod tests {
                     j
                 })
                 .collect();
-            let content = CheckRunContent::render(&report(reports)).unwrap();
+            let content = CheckRunContent::render(&report(reports));
             proptest::prop_assert!(content.title.chars().count() <= MAX_TITLE_CHARS);
             proptest::prop_assert!(!content.title.contains('\n'));
             for out in [&content.summary, &content.text] {
@@ -787,12 +740,5 @@ pub(crate) mod tests {
                 proptest::prop_assert_eq!(markdown::open_fence(out), None);
             }
         }
-    }
-
-    #[test]
-    fn commit_must_be_a_full_sha() {
-        let mut r = report(vec![]);
-        r.build.commit = "HEAD".into();
-        assert_eq!(CheckRunContent::render(&r), Err(InvalidReport::Commit("HEAD".into())));
     }
 }
