@@ -137,11 +137,6 @@ impl BuildkiteClient {
         self
     }
 
-    /// The API base URL.
-    pub fn api_url(&self) -> &Url {
-        &self.base
-    }
-
     /// `GET /v2/access-token`: the token's scopes and expiry. Needs no scope, so it is
     /// the way to check a token (buildkite.md §4).
     #[tracing::instrument(skip_all)]

@@ -313,11 +313,6 @@ impl Rule {
         self.category
     }
 
-    /// Higher priorities win over lower ones.
-    pub fn priority(&self) -> i32 {
-        self.priority
-    }
-
     /// The rule's patterns as written.
     pub fn patterns(&self) -> impl Iterator<Item = &str> {
         self.patterns.iter().map(Regex::as_str)

@@ -165,11 +165,6 @@ impl GitHubClient {
         })
     }
 
-    /// The web host of this GitHub (for [`super::repo::repo_from_pipeline`]).
-    pub fn host(&self) -> &GitHubHost {
-        &self.host
-    }
-
     /// The App's id.
     pub fn app_id(&self) -> u64 {
         self.app_id
@@ -487,17 +482,5 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("github.private_key_path"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn the_web_host_follows_the_api_url() {
-        let pem = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/github/test-app-private-key.pem"
-        ))
-        .unwrap();
-        let client =
-            GitHubClient::new(&config(&pem), GitHubMetrics::unregistered().unwrap()).unwrap();
-        assert_eq!(client.host().as_str(), "ghe.example.com");
     }
 }

@@ -118,11 +118,6 @@ impl LineNormaliser {
         }
     }
 
-    /// Number of lines emitted so far.
-    pub fn lines_emitted(&self) -> u64 {
-        self.number
-    }
-
     /// The section Buildkite was last told to expand (`^^^ +++`), which the agent does
     /// right after a command fails: the failing step's section.
     pub fn expanded_section(&self) -> Option<&str> {
