@@ -4,6 +4,7 @@
 //! [`crate::render`], stored, and handed to [`GitHubReporter::publish`] as it is.
 //!
 //! - [`repo`]: which repository a Buildkite pipeline builds ([`RepoFullName`]).
+//! - `body`: the request bodies of `checks/create` and `checks/update`.
 //! - [`client`]: App authentication (JWT → installation → token) and one classified,
 //!   counted request at a time, with octocrab's automatic retry off.
 //! - [`reporter`]: [`GitHubReporter::publish`], creating or updating the build's run.
@@ -13,6 +14,7 @@
 //! Facts and sources: `reference/github.md` in the shared notes.
 
 mod auth;
+mod body;
 pub mod client;
 pub mod error;
 pub mod metrics;

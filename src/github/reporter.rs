@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use super::body::CheckRunBody;
 use super::client::{Endpoint, GitHubClient, Method};
 use super::error::GitHubError;
 use super::repo::RepoFullName;
@@ -191,7 +192,7 @@ impl GitHubReporter {
                 Endpoint::CreateCheckRun,
                 Method::Post,
                 &route,
-                Some(&content.create_body(first)),
+                Some(&CheckRunBody::create(content, first)),
             )
             .await?;
         self.append(repo, content, run.id, first.len()).await?;
@@ -257,7 +258,7 @@ impl GitHubReporter {
                 Endpoint::UpdateCheckRun,
                 Method::Patch,
                 &route,
-                Some(&content.update_body(annotations)),
+                Some(&CheckRunBody::update(content, annotations)),
             )
             .await
     }

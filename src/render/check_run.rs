@@ -88,43 +88,6 @@ pub struct CheckRunContent {
     pub annotations: Vec<Annotation>,
 }
 
-/// Body of `POST /repos/{owner}/{repo}/check-runs` (`checks/create`).
-#[derive(Debug, Serialize)]
-pub struct CreateCheckRun<'a> {
-    name: &'static str,
-    head_sha: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    details_url: Option<&'a str>,
-    external_id: &'a str,
-    status: &'static str,
-    conclusion: Conclusion,
-    output: Output<'a>,
-}
-
-/// Body of `PATCH /repos/{owner}/{repo}/check-runs/{id}` (`checks/update`). Every update
-/// carries the whole state, so any one of them leaves the run correct on its own.
-#[derive(Debug, Serialize)]
-pub struct UpdateCheckRun<'a> {
-    name: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    details_url: Option<&'a str>,
-    external_id: &'a str,
-    status: &'static str,
-    conclusion: Conclusion,
-    output: Output<'a>,
-}
-
-#[derive(Debug, Serialize)]
-struct Output<'a> {
-    title: &'a str,
-    summary: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    text: &'a str,
-    /// GitHub appends these to the run's annotations on every request that carries them.
-    #[serde(skip_serializing_if = "<[Annotation]>::is_empty")]
-    annotations: &'a [Annotation],
-}
-
 impl CheckRunContent {
     /// Renders the check run for `report`. Every id in it was checked at the edge
     /// (`domain`), so there is nothing left that could refuse.
@@ -158,36 +121,6 @@ impl CheckRunContent {
             conclusion,
             annotations,
         }
-    }
-
-    /// The create request, carrying the first batch of annotations.
-    pub fn create_body<'a>(&'a self, annotations: &'a [Annotation]) -> CreateCheckRun<'a> {
-        CreateCheckRun {
-            name: CHECK_RUN_NAME,
-            head_sha: self.head_sha.as_str(),
-            details_url: self.details_url.as_deref(),
-            external_id: &self.external_id,
-            status: "completed",
-            conclusion: self.conclusion,
-            output: self.output(annotations),
-        }
-    }
-
-    /// An update request: the whole state plus a batch of annotations to append.
-    pub fn update_body<'a>(&'a self, annotations: &'a [Annotation]) -> UpdateCheckRun<'a> {
-        UpdateCheckRun {
-            name: CHECK_RUN_NAME,
-            details_url: self.details_url.as_deref(),
-            external_id: &self.external_id,
-            status: "completed",
-            conclusion: self.conclusion,
-            output: self.output(annotations),
-        }
-    }
-
-    fn output<'a>(&'a self, annotations: &'a [Annotation]) -> Output<'a> {
-        debug_assert!(annotations.len() <= annotations::ANNOTATIONS_PER_REQUEST);
-        Output { title: &self.title, summary: &self.summary, text: &self.text, annotations }
     }
 }
 
