@@ -45,6 +45,20 @@ fn parse_uuid(field: &'static str, s: &str) -> Result<String, IdError> {
         .map_err(|_| IdError::new(field, format!("`{s}` is not a UUID")))
 }
 
+/// A full commit SHA: 40 hex digits (SHA-1), or 64 for SHA-256 repositories, lowercased.
+/// Abbreviated SHAs and ref names (`HEAD`) are refused, since a check run is created on
+/// exactly one commit (<https://docs.github.com/en/rest/checks/runs#create-a-check-run>,
+/// `head_sha`).
+fn parse_commit(field: &'static str, s: &str) -> Result<String, IdError> {
+    let s = s.trim();
+    if (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        let shown: String = s.chars().take(80).collect();
+        Err(IdError::new(field, format!("`{shown}` is not a full git SHA")))
+    }
+}
+
 macro_rules! string_id {
     ($(#[$meta:meta])* $name:ident, $field:literal, $parse:ident) => {
         $(#[$meta])*
@@ -115,6 +129,12 @@ string_id!(
     parse_uuid
 );
 string_id!(
+    /// The commit a build ran, as a full lowercase SHA.
+    CommitSha,
+    "commit",
+    parse_commit
+);
+string_id!(
     /// A connected Buildkite organisation (a row of `integrations`), by its UUID: the
     /// `{id}` of its webhook route `/webhooks/buildkite/{id}`.
     IntegrationId,
@@ -139,50 +159,6 @@ impl BuildNumber {
 impl fmt::Display for BuildNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
-    }
-}
-
-/// A commit SHA as git and GitHub take it: 40 hex digits (SHA-1), or 64 for SHA-256
-/// repositories, lowercase. Abbreviated SHAs and ref names (`HEAD`) are refused, since a
-/// check run is created on exactly one commit.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct CommitSha(String);
-
-impl CommitSha {
-    pub fn parse(s: &str) -> Result<Self, IdError> {
-        let s = s.trim();
-        if (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            Ok(Self(s.to_ascii_lowercase()))
-        } else {
-            let shown: String = s.chars().take(80).collect();
-            Err(IdError::new("commit", format!("`{shown}` is not a full git SHA")))
-        }
-    }
-
-    /// The SHA, lowercase.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for CommitSha {
-    type Error = IdError;
-
-    fn try_from(s: String) -> Result<Self, IdError> {
-        Self::parse(&s)
-    }
-}
-
-impl From<CommitSha> for String {
-    fn from(sha: CommitSha) -> String {
-        sha.0
-    }
-}
-
-impl fmt::Display for CommitSha {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
