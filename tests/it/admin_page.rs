@@ -9,9 +9,7 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::browser::Browser;
-use crate::helpers::{
-    QueueKind, StoreKind, TestConfig, failed_build, spawn_app_with, wait_for_state,
-};
+use crate::helpers::{QueueKind, StoreKind, TestConfig, failed_build, spawn_app_with};
 use crate::integrations;
 use crate::pipeline::{compile_failure_log, env, world};
 use crate::stubs::buildkite::{self as bk, JobSpec};
@@ -37,7 +35,8 @@ async fn the_page_lists_recent_analyses_with_their_category_and_check_run() {
     bk::mount_log(&w.buildkite, 60, &job, &compile_failure_log()).await;
     bk::mount_env(&w.buildkite, 60, &job, &env()).await;
     w.app.post_signed("build.finished", payload.to_string().as_bytes()).await;
-    assert!(wait_for_state(&w.app, &payload, BuildState::Reported, Duration::from_secs(30)).await);
+    w.app.drain_queue_within(Duration::from_secs(30)).await;
+    assert_eq!(w.app.state_of(&payload).await, Some(BuildState::Reported));
     let Some(browser) = Browser::start().await else { return };
 
     browser.goto(&w.app.address).await;

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::helpers::{
     QueueKind, Scripted, StoreKind, TestConfig, failed_build, failed_event, metric,
-    require_postgres, spawn_app_with, test_store, wait_for_state,
+    require_postgres, spawn_app_with, test_store,
 };
 
 async fn survives_a_restart(store: StoreKind) {
@@ -38,8 +38,9 @@ async fn survives_a_restart(store: StoreKind) {
     .await;
 
     // Assert: every accepted build is processed.
+    worker.drain_queue_within(Duration::from_secs(10)).await;
     for p in &payloads {
-        assert!(wait_for_state(&worker, p, BuildState::Skipped, Duration::from_secs(10)).await);
+        assert_eq!(worker.state_of(p).await, Some(BuildState::Skipped));
     }
 }
 
@@ -74,7 +75,8 @@ pub async fn retries_then_succeeds(store: StoreKind, queue: QueueKind) {
 
     app.post_signed("build.finished", payload.to_string().as_bytes()).await;
 
-    assert!(wait_for_state(&app, &payload, BuildState::Reported, Duration::from_secs(30)).await);
+    app.drain_queue_within(Duration::from_secs(30)).await;
+    assert_eq!(app.state_of(&payload).await, Some(BuildState::Reported));
     assert_eq!(processor.calls(), 2);
     // The state is recorded before the ack, so the ack's counter may trail it a little.
     let settled = app
@@ -118,7 +120,8 @@ pub async fn gives_up_after_max_attempts(store: StoreKind, queue: QueueKind) {
 
     app.post_signed("build.finished", payload.to_string().as_bytes()).await;
 
-    assert!(wait_for_state(&app, &payload, BuildState::Dead, Duration::from_secs(60)).await);
+    app.drain_queue().await;
+    assert_eq!(app.state_of(&payload).await, Some(BuildState::Dead));
     assert_eq!(processor.calls(), 3);
     let record = app.store.build(&crate::helpers::dedupe_key(&payload)).await.unwrap().unwrap();
     let reason = record.reason.unwrap();

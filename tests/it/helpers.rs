@@ -422,6 +422,74 @@ impl Processor for Scripted {
     }
 }
 
+impl TestApp {
+    /// Waits until the app's worker has nothing left to do, then returns: the queue holds
+    /// nothing ready or in flight, every message the worker took is settled, and every
+    /// build the store knows is in a settled state (reported, skipped, failed or dead).
+    /// Seen so twice in a row, 100 ms apart, so a message on its way from the broker to
+    /// the worker is not missed. The one way tests wait for the worker's work; panics,
+    /// naming what is still pending, after `within`.
+    pub async fn drain_queue_within(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut quiet = 0;
+        loop {
+            let pending = self.pending_work().await;
+            quiet = if pending.is_empty() { quiet + 1 } else { 0 };
+            if quiet == 2 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the queue did not drain within {within:?}: {pending}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// [`drain_queue_within`](Self::drain_queue_within) a minute.
+    pub async fn drain_queue(&self) {
+        self.drain_queue_within(Duration::from_secs(60)).await
+    }
+
+    /// What the worker still has to do, in words; empty when nothing.
+    async fn pending_work(&self) -> String {
+        let metrics = self.metrics().await;
+        let count = |series: &str| metric(&metrics, series).unwrap_or(0.0);
+        let ready = count("kitefix_queue_depth{state=\"ready\"}");
+        let in_flight = count("kitefix_queue_depth{state=\"in_flight\"}");
+        let taken = count("kitefix_queue_messages_total{outcome=\"consumed\"}");
+        let settled = ["acked", "retried", "dead_lettered"]
+            .iter()
+            .map(|o| count(&format!("kitefix_queue_messages_total{{outcome=\"{o}\"}}")))
+            .sum::<f64>();
+        let unsettled: Vec<String> = self
+            .store
+            .recent_builds(10_000)
+            .await
+            .expect("store readable")
+            .into_iter()
+            .filter(|b| !b.state.is_final() && b.state != kitefix::store::BuildState::Dead)
+            .map(|b| format!("{} is {}", b.dedupe_key, b.state))
+            .collect();
+        let mut pending = Vec::new();
+        if ready + in_flight > 0.0 {
+            pending.push(format!("{ready} ready and {in_flight} in flight"));
+        }
+        if taken > settled {
+            pending.push(format!("{} taken but not settled", taken - settled));
+        }
+        if !unsettled.is_empty() {
+            pending.push(unsettled.join(", "));
+        }
+        pending.join("; ")
+    }
+
+    /// The state of the build behind `payload`, if the store knows it.
+    pub async fn state_of(&self, payload: &Value) -> Option<kitefix::store::BuildState> {
+        self.store.build_state(&dedupe_key(payload)).await.expect("store readable")
+    }
+}
+
 /// Waits for the build behind `payload` to reach `state`.
 pub async fn wait_for_state(
     app: &TestApp,

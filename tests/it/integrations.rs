@@ -18,7 +18,6 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{
     StoreKind, TestApp, TestConfig, failed_build, metric, require_postgres, spawn_app_with,
-    wait_for_state,
 };
 use crate::serve_process::ServeProcess;
 use crate::stubs::buildkite::{self as bk, JobSpec};
@@ -385,7 +384,8 @@ async fn the_worker_uses_the_integrations_token_until_it_is_removed() {
     .await;
 
     assert_eq!(response.status(), 202);
-    assert!(wait_for_state(&app, &payload, BuildState::Reported, Duration::from_secs(30)).await);
+    app.drain_queue_within(Duration::from_secs(30)).await;
+    assert_eq!(app.state_of(&payload).await, Some(BuildState::Reported));
     let build_calls: Vec<_> = buildkite
         .received_requests()
         .await
@@ -713,7 +713,8 @@ async fn periodic_verification_disables_a_revoked_token_and_the_worker_refuses_i
     )
     .await;
     assert_eq!(response.status(), 202);
-    assert!(wait_for_state(&app, &payload, BuildState::Failed, Duration::from_secs(20)).await);
+    app.drain_queue_within(Duration::from_secs(20)).await;
+    assert_eq!(app.state_of(&payload).await, Some(BuildState::Failed));
     let record = app.store.build(&crate::helpers::dedupe_key(&payload)).await.unwrap().unwrap();
     let reason = record.reason.unwrap();
     assert!(reason.contains("not usable") && reason.contains("token rejected"), "{reason}");

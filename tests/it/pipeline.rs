@@ -13,7 +13,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{
     BROKER, QueueKind, TestApp, TestConfig, dedupe_key, failed_build, metric, require_rabbitmq,
-    spawn_app_with, wait_for_state,
+    spawn_app_with,
 };
 use crate::stubs::buildkite::{self as bk, JobSpec};
 use crate::stubs::github::{self as gh, FakeChecks};
@@ -131,8 +131,10 @@ async fn one_check_run_end_to_end(queue: QueueKind) {
 
     // Assert: GitHub has exactly one check run with the cause, redacted.
     assert_eq!(response.status(), 202);
-    assert!(
-        wait_for_state(&w.app, &payload, BuildState::Reported, Duration::from_secs(30)).await,
+    w.app.drain_queue_within(Duration::from_secs(30)).await;
+    assert_eq!(
+        w.app.state_of(&payload).await,
+        Some(BuildState::Reported),
         "{:#}",
         analysis_of(&w.app, &payload).await
     );
@@ -182,9 +184,8 @@ async fn one_check_run_end_to_end(queue: QueueKind) {
         w.app.post_signed("build.finished", refinished.to_string().as_bytes()).await.status(),
         202
     );
-    assert!(
-        wait_for_state(&w.app, &refinished, BuildState::Reported, Duration::from_secs(30)).await
-    );
+    w.app.drain_queue_within(Duration::from_secs(30)).await;
+    assert_eq!(w.app.state_of(&refinished).await, Some(BuildState::Reported));
     assert_eq!(w.checks.runs().len(), 1, "re-processing must update the run, not add one");
     let posts = w
         .github
@@ -225,7 +226,8 @@ async fn without_a_github_app_the_check_run_is_stored_not_posted() {
 
     w.app.post_signed("build.finished", payload.to_string().as_bytes()).await;
 
-    assert!(wait_for_state(&w.app, &payload, BuildState::Reported, Duration::from_secs(30)).await);
+    w.app.drain_queue_within(Duration::from_secs(30)).await;
+    assert_eq!(w.app.state_of(&payload).await, Some(BuildState::Reported));
     assert!(w.github.received_requests().await.unwrap().is_empty(), "dry-run posts nothing");
     let stored = analysis_of(&w.app, &payload).await;
     assert!(stored["reason"].as_str().unwrap().contains("dry-run"));
@@ -249,7 +251,8 @@ async fn a_deleted_log_is_reported_as_unavailable_and_the_check_run_still_goes_o
 
     w.app.post_signed("build.finished", payload.to_string().as_bytes()).await;
 
-    assert!(wait_for_state(&w.app, &payload, BuildState::Reported, Duration::from_secs(30)).await);
+    w.app.drain_queue_within(Duration::from_secs(30)).await;
+    assert_eq!(w.app.state_of(&payload).await, Some(BuildState::Reported));
     let runs = w.checks.runs();
     assert_eq!(runs.len(), 1);
     let summary = runs[0]["output"]["summary"].as_str().unwrap();
@@ -258,11 +261,8 @@ async fn a_deleted_log_is_reported_as_unavailable_and_the_check_run_still_goes_o
 
 /// Waits for the build to reach `state` and returns the recorded reason.
 async fn reason_when(app: &TestApp, payload: &Value, state: BuildState) -> String {
-    assert!(
-        wait_for_state(app, payload, state, Duration::from_secs(60)).await,
-        "{:#}",
-        analysis_of(app, payload).await
-    );
+    app.drain_queue().await;
+    assert_eq!(app.state_of(payload).await, Some(state), "{:#}", analysis_of(app, payload).await);
     app.store.build(&dedupe_key(payload)).await.unwrap().unwrap().reason.unwrap_or_default()
 }
 
@@ -347,7 +347,8 @@ async fn a_rate_limit_is_waited_out_then_the_build_is_analysed() {
     let posted = std::time::Instant::now();
     w.app.post_signed("build.finished", payload.to_string().as_bytes()).await;
 
-    assert!(wait_for_state(&w.app, &payload, BuildState::Reported, Duration::from_secs(30)).await);
+    w.app.drain_queue_within(Duration::from_secs(30)).await;
+    assert_eq!(w.app.state_of(&payload).await, Some(BuildState::Reported));
     assert_eq!(w.checks.runs().len(), 1);
     // Nothing was asked again before the reset: whether the client slept until then or the
     // machine was slow enough that the reset had passed, the build took at least that long.
@@ -409,8 +410,10 @@ async fn a_log_of_hundreds_of_mib_is_streamed_and_its_failure_found_at_the_end()
 
     app.post_signed("build.finished", payload.to_string().as_bytes()).await;
 
-    assert!(
-        wait_for_state(&app, &payload, BuildState::Reported, Duration::from_secs(300)).await,
+    app.drain_queue_within(Duration::from_secs(300)).await;
+    assert_eq!(
+        app.state_of(&payload).await,
+        Some(BuildState::Reported),
         "{:#}",
         analysis_of(&app, &payload).await
     );

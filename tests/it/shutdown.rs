@@ -6,7 +6,7 @@ use kitefix::store::BuildState;
 use kitefix::worker::Outcome;
 use serde_json::json;
 
-use crate::helpers::{Scripted, TestConfig, failed_build, spawn_app_with, wait_for_state};
+use crate::helpers::{Scripted, TestConfig, failed_build, spawn_app_with};
 
 fn done() -> Outcome {
     Outcome::Reported { note: None }
@@ -76,6 +76,7 @@ async fn a_build_unfinished_at_the_deadline_is_not_acked_and_comes_back() {
         ..Default::default()
     })
     .await;
-    assert!(wait_for_state(&next, &payload, BuildState::Reported, Duration::from_secs(20)).await);
+    next.drain_queue_within(Duration::from_secs(20)).await;
+    assert_eq!(next.state_of(&payload).await, Some(BuildState::Reported));
     assert_eq!(fast.calls(), 1);
 }
