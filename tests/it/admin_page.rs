@@ -9,9 +9,9 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::browser::Browser;
-use crate::helpers::{QueueKind, StoreKind, TestConfig, failed_build, spawn_app_with};
+use crate::helpers::{QueueKind, StoreKind, TestConfig, failed_build, spawn_app_with, world};
 use crate::integrations;
-use crate::pipeline::{compile_failure_log, env, world};
+use crate::pipeline::{compile_failure_log, env};
 use crate::stubs::buildkite::{self as bk, JobSpec};
 
 const FORM: &str = "application/x-www-form-urlencoded";

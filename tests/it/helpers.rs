@@ -18,6 +18,10 @@ use kitefix::webhook::signature;
 use kitefix::worker::{Outcome, Processor};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+use wiremock::MockServer;
+
+use crate::stubs::buildkite as bk;
+use crate::stubs::github::{self as gh, FakeChecks};
 
 pub const WEBHOOK_TOKEN: &str = "it-webhook-token-0123456789";
 pub const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -505,4 +509,63 @@ pub async fn wait_for_state(
         async move { store.build_state(&key).await.unwrap() == Some(state) }
     })
     .await
+}
+
+/// The repository the stub pipeline builds.
+pub const REPO: &str = "acme/web-app";
+
+/// An app wired to Buildkite and GitHub stubs, running the real pipeline.
+pub struct World {
+    pub app: TestApp,
+    pub buildkite: MockServer,
+    pub github: MockServer,
+    pub checks: Arc<FakeChecks>,
+}
+
+/// Buildkite and GitHub stubs, and the app wired to both with the real pipeline.
+pub async fn world(
+    queue: QueueKind,
+    github_app: bool,
+    overrides: Vec<(&'static str, Value)>,
+) -> World {
+    let buildkite = MockServer::start().await;
+    let github = MockServer::start().await;
+    let checks = Arc::new(FakeChecks::default());
+    let commit = failed_build(0)["build"]["commit"].as_str().unwrap().to_owned();
+    gh::mount_app(&github, REPO).await;
+    gh::mount_checks(&github, &checks, REPO, &commit).await;
+    let mut settings = vec![
+        ("buildkite.api_url", json!(buildkite.uri())),
+        ("buildkite.token", json!(bk::API_TOKEN)),
+        ("github.api_url", json!(github.uri())),
+        // The stub serves the API on 127.0.0.1; the repositories are still on github.com,
+        // as with GitHub Enterprise behind a separate API host.
+        ("github.web_host", json!("github.com")),
+    ];
+    if github_app {
+        settings.push(("github.app_id", json!(gh::APP_ID)));
+        settings.push((
+            "github.private_key_path",
+            json!(format!("{}/test-app-private-key.pem", gh::FIXTURES)),
+        ));
+    }
+    settings.extend(overrides);
+    let app = spawn_app_with(TestConfig {
+        queue,
+        processor: None,
+        overrides: settings,
+        ..Default::default()
+    })
+    .await;
+    World { app, buildkite, github, checks }
+}
+
+impl TestApp {
+    /// What `/api/analyses` says about the build behind `payload`.
+    pub async fn analysis_of(&self, payload: &Value) -> Value {
+        let id = payload["build"]["id"].as_str().unwrap();
+        let body: Value =
+            self.get(&format!("/api/analyses?build_id={id}")).await.json().await.unwrap();
+        body["analyses"][0].clone()
+    }
 }

@@ -3,22 +3,20 @@
 //! check run with the right commit, cause and a redacted excerpt; and what the user sees
 //! when Buildkite or the log misbehave.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kitefix::store::BuildState;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::{
-    BROKER, QueueKind, TestApp, TestConfig, dedupe_key, failed_build, metric, require_rabbitmq,
-    spawn_app_with,
+    BROKER, QueueKind, REPO, TestApp, TestConfig, dedupe_key, failed_build, metric,
+    require_rabbitmq, spawn_app_with, world,
 };
 use crate::stubs::buildkite::{self as bk, JobSpec};
-use crate::stubs::github::{self as gh, FakeChecks};
+use crate::stubs::github as gh;
 
-pub(crate) const REPO: &str = "acme/web-app";
 const CHECKOUT: &str = "/var/lib/buildkite-agent/builds/ci-agent-1/acme/web-app";
 const DB_URL: &str = "postgres://app:s3cr3t-pass@db:5432/app";
 const DEPLOY_KEY: &str = "super-secret-value-123";
@@ -60,57 +58,6 @@ pub(crate) fn env() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-pub(crate) struct World {
-    pub app: TestApp,
-    pub buildkite: MockServer,
-    pub github: MockServer,
-    pub checks: Arc<FakeChecks>,
-}
-
-/// Buildkite and GitHub stubs, and the app wired to both with the real pipeline.
-pub(crate) async fn world(
-    queue: QueueKind,
-    github_app: bool,
-    overrides: Vec<(&'static str, Value)>,
-) -> World {
-    let buildkite = MockServer::start().await;
-    let github = MockServer::start().await;
-    let checks = Arc::new(FakeChecks::default());
-    let commit = failed_build(0)["build"]["commit"].as_str().unwrap().to_owned();
-    gh::mount_app(&github, REPO).await;
-    gh::mount_checks(&github, &checks, REPO, &commit).await;
-    let mut settings = vec![
-        ("buildkite.api_url", json!(buildkite.uri())),
-        ("buildkite.token", json!(bk::API_TOKEN)),
-        ("github.api_url", json!(github.uri())),
-        // The stub serves the API on 127.0.0.1; the repositories are still on github.com,
-        // as with GitHub Enterprise behind a separate API host.
-        ("github.web_host", json!("github.com")),
-    ];
-    if github_app {
-        settings.push(("github.app_id", json!(gh::APP_ID)));
-        settings.push((
-            "github.private_key_path",
-            json!(format!("{}/test-app-private-key.pem", gh::FIXTURES)),
-        ));
-    }
-    settings.extend(overrides);
-    let app = spawn_app_with(TestConfig {
-        queue,
-        processor: None,
-        overrides: settings,
-        ..Default::default()
-    })
-    .await;
-    World { app, buildkite, github, checks }
-}
-
-async fn analysis_of(app: &TestApp, payload: &Value) -> Value {
-    let id = payload["build"]["id"].as_str().unwrap();
-    let body: Value = app.get(&format!("/api/analyses?build_id={id}")).await.json().await.unwrap();
-    body["analyses"][0].clone()
-}
-
 async fn one_check_run_end_to_end(queue: QueueKind) {
     // Arrange: a build whose two jobs fail the same way and a third passes.
     let w = world(queue, true, vec![]).await;
@@ -136,7 +83,7 @@ async fn one_check_run_end_to_end(queue: QueueKind) {
         w.app.state_of(&payload).await,
         Some(BuildState::Reported),
         "{:#}",
-        analysis_of(&w.app, &payload).await
+        w.app.analysis_of(&payload).await
     );
     let runs = w.checks.runs();
     assert_eq!(runs.len(), 1, "exactly one check run");
@@ -163,7 +110,7 @@ async fn one_check_run_end_to_end(queue: QueueKind) {
     gh::assert_check_run_bodies_match_schemas(&w.github, REPO).await;
 
     // What the admin API shows: one analysed failure, two jobs, no secret.
-    let stored = analysis_of(&w.app, &payload).await;
+    let stored = w.app.analysis_of(&payload).await;
     assert_eq!(stored["state"], "reported");
     assert_eq!(stored["report"]["jobs"].as_array().unwrap().len(), 1);
     assert_eq!(stored["report"]["jobs"][0]["analysis"]["category"], "compile");
@@ -229,7 +176,7 @@ async fn without_a_github_app_the_check_run_is_stored_not_posted() {
     w.app.drain_queue_within(Duration::from_secs(30)).await;
     assert_eq!(w.app.state_of(&payload).await, Some(BuildState::Reported));
     assert!(w.github.received_requests().await.unwrap().is_empty(), "dry-run posts nothing");
-    let stored = analysis_of(&w.app, &payload).await;
+    let stored = w.app.analysis_of(&payload).await;
     assert!(stored["reason"].as_str().unwrap().contains("dry-run"));
     assert_eq!(stored["check_run"]["title"], "Compile error in `cargo test`");
     assert_eq!(stored["check_run"]["head_sha"], payload["build"]["commit"]);
@@ -262,7 +209,7 @@ async fn a_deleted_log_is_reported_as_unavailable_and_the_check_run_still_goes_o
 /// Waits for the build to reach `state` and returns the recorded reason.
 async fn reason_when(app: &TestApp, payload: &Value, state: BuildState) -> String {
     app.drain_queue().await;
-    assert_eq!(app.state_of(payload).await, Some(state), "{:#}", analysis_of(app, payload).await);
+    assert_eq!(app.state_of(payload).await, Some(state), "{:#}", app.analysis_of(payload).await);
     app.store.build(&dedupe_key(payload)).await.unwrap().unwrap().reason.unwrap_or_default()
 }
 
@@ -415,9 +362,9 @@ async fn a_log_of_hundreds_of_mib_is_streamed_and_its_failure_found_at_the_end()
         app.state_of(&payload).await,
         Some(BuildState::Reported),
         "{:#}",
-        analysis_of(&app, &payload).await
+        app.analysis_of(&payload).await
     );
-    let stored = analysis_of(&app, &payload).await;
+    let stored = app.analysis_of(&payload).await;
     let job = &stored["report"]["jobs"][0];
     assert_eq!(job["log_bytes"], FILLER + TAIL.len() as u64, "every byte was read");
     assert_eq!(job["analysis"]["category"], "compile", "{job:#}");
