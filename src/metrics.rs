@@ -109,7 +109,7 @@ impl Metrics {
         &self.registry
     }
 
-    pub fn set_queue_depth(&self, depth: QueueDepth) {
+    pub(crate) fn set_queue_depth(&self, depth: QueueDepth) {
         self.queue_depth.with_label_values(&["ready"]).set(depth.ready as i64);
         self.queue_depth.with_label_values(&["in_flight"]).set(depth.in_flight as i64);
         self.queue_depth.with_label_values(&["dead"]).set(depth.dead as i64);

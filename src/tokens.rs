@@ -27,7 +27,7 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         matches!(self, TokenError::Unavailable(_))
     }
 }

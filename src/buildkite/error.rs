@@ -17,7 +17,7 @@ pub enum RateLimitScope {
 
 impl RateLimitScope {
     /// A fixed metric label.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Organization => "organization",
             Self::User => "user",
@@ -50,7 +50,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// The metric label.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::GetBuild => "get_build",
             Self::JobLog => "job_log",
@@ -207,7 +207,7 @@ impl BuildkiteError {
     }
 
     /// A fixed metric label for the kind of error.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::RateLimited { .. } => "rate_limited",
             Self::Unauthorized { .. } => "unauthorized",

@@ -14,12 +14,12 @@ mod metrics;
 pub mod models;
 mod pagination;
 mod rate_limit;
-pub mod selection;
+pub(crate) mod selection;
 
 pub use client::{BuildkiteClient, ClientOptions};
 pub use error::{BuildkiteError, Endpoint, RateLimitScope, TimeoutKind};
 pub use log_stream::{JobLog, LogStream, LogUnavailable};
 pub use metrics::BuildkiteMetrics;
 pub use models::{AccessToken, Build, Job, JobEnv, JobKind, JobState, Organization, Pipeline};
-pub use rate_limit::{Budget, RateLimitHeaders};
+
 pub use selection::{FailedJob, FailureReason, FlakyJob, Selection, select};

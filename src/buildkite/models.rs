@@ -40,7 +40,7 @@ macro_rules! open_enum {
 
         impl $name {
             /// The value as Buildkite spells it.
-            pub fn as_str(&self) -> &str {
+            pub(crate) fn as_str(&self) -> &str {
                 match self {
                     $(Self::$variant => $text,)*
                     Self::Other(other) => other,
@@ -494,13 +494,9 @@ impl JobEnv {
     }
 
     /// The number of variables.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.env.len()
-    }
-
-    /// Whether there are no variables.
-    pub fn is_empty(&self) -> bool {
-        self.env.is_empty()
     }
 }
 

@@ -21,7 +21,7 @@ use crate::domain::OrgSlug;
 
 /// One budget as a response reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budget {
+pub(crate) struct Budget {
     /// Requests left in the window.
     pub remaining: u64,
     /// The window's size, when sent.
@@ -32,7 +32,7 @@ pub struct Budget {
 
 /// The budgets one response reported.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RateLimitHeaders {
+pub(crate) struct RateLimitHeaders {
     /// `RateLimit-*`: the organization's budget.
     pub organization: Option<Budget>,
     /// `RateLimit-User-*`: the token owner's budget.
@@ -41,7 +41,7 @@ pub struct RateLimitHeaders {
 
 impl RateLimitHeaders {
     /// Reads the headers; a budget without a parseable `Remaining` and `Reset` is absent.
-    pub fn parse(headers: &HeaderMap) -> Self {
+    pub(crate) fn parse(headers: &HeaderMap) -> Self {
         Self {
             organization: budget(
                 headers,
@@ -59,7 +59,7 @@ impl RateLimitHeaders {
     }
 
     /// The budget of one scope.
-    pub fn get(&self, scope: RateLimitScope) -> Option<Budget> {
+    pub(crate) fn get(&self, scope: RateLimitScope) -> Option<Budget> {
         match scope {
             RateLimitScope::Organization => self.organization,
             RateLimitScope::User => self.user,

@@ -32,7 +32,7 @@ pub enum FailureReason {
 
 impl FailureReason {
     /// Whether the job ran and so has a log to fetch.
-    pub fn has_log(&self) -> bool {
+    pub(crate) fn has_log(&self) -> bool {
         !matches!(self, Self::Expired)
     }
 }
@@ -87,7 +87,7 @@ pub fn select(build: &Build) -> Selection<'_> {
 }
 
 /// Why a job is a hard failure, or `None` if it is not one.
-pub fn hard_failure(job: &Job) -> Option<FailureReason> {
+pub(crate) fn hard_failure(job: &Job) -> Option<FailureReason> {
     if job.kind != JobKind::Script || job.soft_failed {
         return None;
     }

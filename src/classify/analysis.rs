@@ -33,7 +33,7 @@ pub enum Category {
 }
 
 impl Category {
-    pub const ALL: [Category; 10] = [
+    pub(crate) const ALL: [Category; 10] = [
         Category::Compile,
         Category::Test,
         Category::Lint,
@@ -46,7 +46,7 @@ impl Category {
         Category::Unknown,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Category::Compile => "compile",
             Category::Test => "test",
@@ -64,7 +64,7 @@ impl Category {
     /// Failures the pull request's author most likely did not cause: the machine, the
     /// network or a time limit. A check run whose failures are all of this kind is
     /// `neutral`, not `failure`.
-    pub fn is_infrastructure(self) -> bool {
+    pub(crate) fn is_infrastructure(self) -> bool {
         matches!(self, Category::Network | Category::Resources | Category::Timeout)
     }
 }

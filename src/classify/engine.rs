@@ -91,14 +91,14 @@ impl Classifier {
     }
 
     /// The embedded rules, then every `*.toml` of `dir`: same id replaces, new ids add.
-    pub fn with_user_rules(dir: &Path) -> Result<Self, RuleError> {
+    pub(crate) fn with_user_rules(dir: &Path) -> Result<Self, RuleError> {
         let mut set = RuleSet::embedded()?;
         set.merge_dir(dir)?;
         Self::from_rules(set)
     }
 
     /// Compiles a rule set and builds its prefilter.
-    pub fn from_rules(set: RuleSet) -> Result<Self, RuleError> {
+    pub(crate) fn from_rules(set: RuleSet) -> Result<Self, RuleError> {
         let rules = set.rules().to_vec();
         let mut literal_ids: HashMap<Vec<u8>, usize> = HashMap::new();
         let mut literals: Vec<Vec<u8>> = Vec::new();
@@ -176,12 +176,13 @@ impl Classifier {
     }
 
     /// The rules, in priority-independent file order.
-    pub fn rules(&self) -> &[Rule] {
+    pub(crate) fn rules(&self) -> &[Rule] {
         &self.rules
     }
 
     /// Ids of rules the prefilter cannot skip (they run on every line).
-    pub fn unfiltered_rules(&self) -> impl Iterator<Item = &str> {
+    #[cfg(test)]
+    pub(crate) fn unfiltered_rules(&self) -> impl Iterator<Item = &str> {
         let mut ids: Vec<&str> = self
             .unfiltered
             .iter()
@@ -193,7 +194,7 @@ impl Classifier {
     }
 
     /// Starts classifying one job's log.
-    pub fn session(&self, meta: JobMeta) -> Session<'_> {
+    pub(crate) fn session(&self, meta: JobMeta) -> Session<'_> {
         Session::new(self, meta)
     }
 }
@@ -348,7 +349,7 @@ impl<'c> Session<'c> {
 
     /// Feeds the next line. `number` is its 1-based line number in the raw log, `text` its
     /// normalised (and, in the service, redacted) text.
-    pub fn push_line(&mut self, number: u64, text: &str) {
+    pub(crate) fn push_line(&mut self, number: u64, text: &str) {
         self.last_line = number;
         let ring_slot = self.remember(number, text);
         if !self.awaiting.is_empty() {
@@ -774,7 +775,7 @@ impl<'c> Session<'c> {
     }
 
     /// Ends the log and returns the verdict.
-    pub fn finish(mut self) -> Analysis {
+    pub(crate) fn finish(mut self) -> Analysis {
         let last = self.last_line;
         self.close_step(StepStatus::Open, last);
         let pending = std::mem::take(&mut self.pending);

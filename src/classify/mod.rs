@@ -21,9 +21,9 @@ pub use rules::{Rule, RuleError, RuleSet};
 use crate::logs::normalise::{LineNormaliser, LogLine};
 
 /// The contract's cap on excerpt length (`DESIGN.md`, "Analysis").
-pub const MAX_EXCERPT_LINES: u32 = 40;
+pub(crate) const MAX_EXCERPT_LINES: u32 = 40;
 
-pub use crate::logs::LineTransform;
+pub(crate) use crate::logs::LineTransform;
 
 /// Raw bytes in, [`Analysis`] out: normaliser, optional transform, then a session.
 /// Push chunks as they arrive; memory stays bounded whatever the log's size.
@@ -45,7 +45,7 @@ impl<'c, 't> LogClassifier<'c, 't> {
 
     /// Applies `transform` to every normalised line before it is classified (the
     /// redactor, in the service).
-    pub fn with_transform(mut self, transform: LineTransform<'t>) -> Self {
+    pub(crate) fn with_transform(mut self, transform: LineTransform<'t>) -> Self {
         self.transform = Some(transform);
         self
     }
@@ -58,7 +58,7 @@ impl<'c, 't> LogClassifier<'c, 't> {
 
     /// The section Buildkite expanded after the failure (`^^^ +++`), if any: the failing
     /// step's name as the log shows it.
-    pub fn expanded_section(&self) -> Option<&str> {
+    pub(crate) fn expanded_section(&self) -> Option<&str> {
         self.normaliser.expanded_section()
     }
 
@@ -89,7 +89,7 @@ pub fn classify_bytes(classifier: &Classifier, bytes: &[u8], meta: JobMeta) -> A
 
 /// Classifies a log read to its end from `reader` in 64 KiB chunks, applying `transform`
 /// (if any) to each line first.
-pub fn classify_reader(
+pub(crate) fn classify_reader(
     classifier: &Classifier,
     mut reader: impl Read,
     meta: JobMeta,

@@ -116,7 +116,7 @@ pub enum RuleError {
 /// What a matching line means to the engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Action {
+pub(crate) enum Action {
     /// The line is (evidence of) why the job failed.
     #[default]
     Cause,
@@ -134,7 +134,7 @@ pub enum Action {
 /// Which hit of a rule within one CI step is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Pick {
+pub(crate) enum Pick {
     /// The first: compilers' later errors are often consequences of the first.
     #[default]
     First,
@@ -299,27 +299,32 @@ pub struct Rule {
     /// Scope patterns: the captures of the last line matching one are available to the
     /// rule's templates (`TEST-START | t`, `=== RUN TestX`: the test a crash happened in).
     pub(crate) scope: Vec<Regex>,
+    /// The rules file it came from: which one won when a user file replaced a rule.
+    #[cfg_attr(not(test), expect(dead_code, reason = "asserted by the override tests"))]
     pub(crate) file: String,
 }
 
 impl Rule {
     /// The rule's id.
-    pub fn id(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn id(&self) -> &str {
         &self.id
     }
 
     /// The category a hit of this rule gives the job.
-    pub fn category(&self) -> Category {
+    #[cfg(test)]
+    pub(crate) fn category(&self) -> Category {
         self.category
     }
 
     /// The rule's patterns as written.
-    pub fn patterns(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn patterns(&self) -> impl Iterator<Item = &str> {
         self.patterns.iter().map(Regex::as_str)
     }
 
     /// The file the rule came from.
-    pub fn file(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn file(&self) -> &str {
         &self.file
     }
 }
@@ -461,7 +466,7 @@ pub struct RuleSet {
 
 impl RuleSet {
     /// The rules compiled into the binary.
-    pub fn embedded() -> Result<Self, RuleError> {
+    pub(crate) fn embedded() -> Result<Self, RuleError> {
         let mut set = RuleSet::default();
         for (file, text) in EMBEDDED_RULES {
             set.merge(file, text)?;
@@ -471,7 +476,7 @@ impl RuleSet {
 
     /// Adds the rules of one file: a rule whose id exists replaces it, a new id is added,
     /// `disabled = true` removes the rule of that id.
-    pub fn merge(&mut self, file: &str, text: &str) -> Result<(), RuleError> {
+    pub(crate) fn merge(&mut self, file: &str, text: &str) -> Result<(), RuleError> {
         for rule in parse_file(file, text)? {
             match rule {
                 Ok(rule) => match self.rules.iter_mut().find(|r| r.id == rule.id) {
@@ -485,7 +490,7 @@ impl RuleSet {
     }
 
     /// Merges every `*.toml` file of `dir`, in file-name order.
-    pub fn merge_dir(&mut self, dir: &Path) -> Result<(), RuleError> {
+    pub(crate) fn merge_dir(&mut self, dir: &Path) -> Result<(), RuleError> {
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| RuleError::Io { path, source }
@@ -506,7 +511,7 @@ impl RuleSet {
     }
 
     /// The rules, in file order.
-    pub fn rules(&self) -> &[Rule] {
+    pub(crate) fn rules(&self) -> &[Rule] {
         &self.rules
     }
 }

@@ -54,7 +54,7 @@ impl BuildFinished {
 
     /// The build's page on buildkite.com, rebuilt from the parsed ids so a payload
     /// cannot plant a link.
-    pub fn web_url(&self) -> String {
+    pub(crate) fn web_url(&self) -> String {
         format!("https://buildkite.com/{}/{}/builds/{}", self.org, self.pipeline, self.build_number)
     }
 }
@@ -76,7 +76,7 @@ pub fn pull_request_number(id: &serde_json::Value) -> Option<u64> {
 pub struct DedupeKey(String);
 
 impl DedupeKey {
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }

@@ -58,12 +58,12 @@ impl RepoFullName {
     }
 
     /// The user or organisation that owns the repository.
-    pub fn owner(&self) -> &str {
+    pub(crate) fn owner(&self) -> &str {
         &self.full[..self.slash]
     }
 
     /// The repository's name without its owner.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.full[self.slash + 1..]
     }
 

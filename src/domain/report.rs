@@ -73,7 +73,7 @@ pub struct JobReport {
 impl BuildReport {
     /// True when nothing in the build points at the pull request's code: every failure
     /// is infrastructure (or there are only flaky jobs). The check run is then `neutral`.
-    pub fn only_infrastructure(&self) -> bool {
+    pub(crate) fn only_infrastructure(&self) -> bool {
         self.jobs.iter().all(|j| j.analysis.category.is_infrastructure())
     }
 }

@@ -77,7 +77,7 @@ impl std::fmt::Debug for GitHubAppConfig {
 /// The GitHub operations kitefix performs, named by their OpenAPI operation id (the
 /// `endpoint` label of the metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Endpoint {
+pub enum Endpoint {
     GetRepoInstallation,
     CreateInstallationToken,
     CreateCheckRun,
@@ -166,12 +166,12 @@ impl GitHubClient {
     }
 
     /// The App's id.
-    pub fn app_id(&self) -> u64 {
+    pub(crate) fn app_id(&self) -> u64 {
         self.app_id
     }
 
     /// The metrics this client records into.
-    pub fn metrics(&self) -> &GitHubMetrics {
+    pub(crate) fn metrics(&self) -> &GitHubMetrics {
         &self.metrics
     }
 
@@ -352,6 +352,7 @@ impl GitHubClient {
                 GitHubError::from_response(name, status, &message, header, now_epoch())
             }
         };
+        tracing::debug!(endpoint = name, kind = error.kind(), error = %error, "GitHub call failed");
         if let GitHubError::RateLimited { retry_after, .. } = &error {
             self.metrics.rate_limited.with_label_values(&[name]).inc();
             tracing::warn!(

@@ -120,8 +120,9 @@ impl GitHubError {
         }
     }
 
-    /// A short stable name for logs and metrics (`rate_limited`, `transient`, …).
-    pub fn kind(&self) -> &'static str {
+    /// A short stable name for each kind (`rate_limited`, `transient`, …), logged with
+    /// every failed GitHub call.
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             GitHubError::RateLimited { .. } => "rate_limited",
             GitHubError::Transient { .. } => "transient",

@@ -21,7 +21,7 @@ pub struct GitHubMetrics {
 
 impl GitHubMetrics {
     /// Creates the metrics and registers them on `registry`.
-    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+    pub(crate) fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let metrics = Self::unregistered()?;
         registry.register(Box::new(metrics.requests.clone()))?;
         registry.register(Box::new(metrics.request_duration.clone()))?;

@@ -15,11 +15,11 @@
 
 mod auth;
 mod body;
-pub mod client;
-pub mod error;
-pub mod metrics;
-pub mod repo;
-pub mod reporter;
+pub(crate) mod client;
+pub(crate) mod error;
+pub(crate) mod metrics;
+pub(crate) mod repo;
+pub(crate) mod reporter;
 
 pub use client::{DEFAULT_REQUEST_TIMEOUT, GitHubAppConfig, GitHubClient};
 pub use error::GitHubError;

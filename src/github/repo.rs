@@ -28,7 +28,7 @@ impl GitHubHost {
     }
 
     /// A web host named in configuration (`github.web_host`).
-    pub fn new(host: &str) -> Self {
+    pub(crate) fn new(host: &str) -> Self {
         Self(host.trim().to_ascii_lowercase())
     }
 
@@ -36,7 +36,7 @@ impl GitHubHost {
     /// `https://api.acme.ghe.com` → `acme.ghe.com` (GitHub Enterprise Cloud with data
     /// residency), `https://ghe.example.com/api/v3` → `ghe.example.com` (GitHub Enterprise
     /// Server serves its API under the web host). `None` when the URL has no host.
-    pub fn from_api_url(api_url: &Url) -> Option<Self> {
+    pub(crate) fn from_api_url(api_url: &Url) -> Option<Self> {
         let host = api_url.host_str()?.to_ascii_lowercase();
         let web = host.strip_prefix("api.").map(str::to_owned).unwrap_or(host);
         Some(Self(web))
@@ -119,7 +119,7 @@ pub fn repo_from_pipeline(
 
 /// Parses a git remote URL naming a repository on `host`: `git@github.com:o/r.git`,
 /// `https://github.com/o/r(.git)`, `ssh://git@host[:port]/o/r.git`, `git://host/o/r.git`.
-pub fn parse_git_url(url: &str, host: &GitHubHost) -> Result<RepoFullName, NotOnGitHub> {
+pub(crate) fn parse_git_url(url: &str, host: &GitHubHost) -> Result<RepoFullName, NotOnGitHub> {
     let url = url.trim();
     let unrecognised = || NotOnGitHub::UnrecognisedUrl { url: without_credentials(url) };
     let (found_host, path) = if url.contains("://") {

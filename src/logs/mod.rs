@@ -16,4 +16,4 @@ use std::borrow::Cow;
 /// A per-line transform applied between normalisation and classification: the hook for
 /// redaction, so that excerpts and titles never hold what it removes. It lives here, with
 /// the redactor that makes one, so the log pipeline needs nothing from the classifier.
-pub type LineTransform<'t> = Box<dyn FnMut(&str) -> Cow<'_, str> + Send + 't>;
+pub(crate) type LineTransform<'t> = Box<dyn FnMut(&str) -> Cow<'_, str> + Send + 't>;

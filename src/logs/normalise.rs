@@ -36,7 +36,7 @@ use memchr::{memchr, memchr3};
 /// Longest line kept, in bytes of input text after escapes are removed. Longer lines are
 /// truncated so that one pathological line (a minified bundle, a base64 blob) cannot
 /// make memory grow with the log.
-pub const MAX_LINE_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// OSC bodies are buffered only to recover the visible text of Buildkite links; image
 /// payloads (OSC 1338) can be large and are dropped past this length.
@@ -120,7 +120,7 @@ impl LineNormaliser {
 
     /// The section Buildkite was last told to expand (`^^^ +++`), which the agent does
     /// right after a command fails: the failing step's section.
-    pub fn expanded_section(&self) -> Option<&str> {
+    pub(crate) fn expanded_section(&self) -> Option<&str> {
         self.sections.expanded.as_deref()
     }
 

@@ -36,11 +36,11 @@ use secrecy::{ExposeSecret, SecretString};
 use super::literal_scan::LiteralScanner;
 
 /// What every secret is replaced with (the same marker the buildkite-agent uses).
-pub const REDACTED: &str = "[REDACTED]";
+pub(crate) const REDACTED: &str = "[REDACTED]";
 
 /// Values shorter than this are not redacted as exact values: they occur everywhere by
 /// chance. Same threshold as the buildkite-agent (`LengthMin = 6`, buildkite.md §5).
-pub const MIN_SECRET_LEN: usize = 6;
+pub(crate) const MIN_SECRET_LEN: usize = 6;
 
 /// A private-key block longer than this many lines ends anyway, so that a stray `BEGIN`
 /// marker cannot hide the rest of a log. An RSA-16384 PEM body is about 190 lines.
@@ -268,7 +268,7 @@ pub struct RedactorBuilder {
 
 impl RedactorBuilder {
     /// Always redact this value (e.g. our own Buildkite or GitHub token) in every form.
-    pub fn secret(mut self, value: &SecretString) -> Self {
+    pub(crate) fn secret(mut self, value: &SecretString) -> Self {
         self.values.push(value.clone());
         self
     }
@@ -282,7 +282,10 @@ impl RedactorBuilder {
     /// Redact the values of a job's environment (`name`, `value` pairs), except the few
     /// Buildkite metadata variables that are never credentials (checkout path, branch,
     /// commit…; see the module docs).
-    pub fn env<'s>(mut self, vars: impl IntoIterator<Item = (&'s str, &'s SecretString)>) -> Self {
+    pub(crate) fn env<'s>(
+        mut self,
+        vars: impl IntoIterator<Item = (&'s str, &'s SecretString)>,
+    ) -> Self {
         let secret = vars.into_iter().filter(|(name, _)| !PUBLIC_ENV_NAMES.contains(name));
         self.values.extend(secret.map(|(_, value)| value.clone()));
         self
@@ -324,7 +327,7 @@ impl Redactor {
 
     /// A redactor that knows no values, only the secret-shaped rules (for text that is
     /// not tied to a job, e.g. error messages from an API).
-    pub fn patterns_only() -> Redactor {
+    pub(crate) fn patterns_only() -> Redactor {
         static PATTERNS_ONLY: LazyLock<Redactor> = LazyLock::new(|| {
             // Only the fixed trigger list goes in, which is far below any size limit.
             Redactor::builder().build().expect("the fixed trigger set always builds")
@@ -370,14 +373,14 @@ struct KeyBlock {
 impl LineRedactor {
     /// This redactor as the classifier's per-line transform, so every line is redacted
     /// before the classifier keeps any of it for an excerpt, a title or a test name.
-    pub fn into_transform(mut self) -> super::LineTransform<'static> {
+    pub(crate) fn into_transform(mut self) -> super::LineTransform<'static> {
         Box::new(move |line| self.redact_line(line))
     }
 
     /// Redacts a batch of complete lines (`\n`-separated) that continue this log, the same
     /// as [`redact_line`](Self::redact_line) on each but faster: one scan jumps from
     /// trigger to trigger, skipping clean lines without a call per line.
-    pub fn redact_lines<'a>(&mut self, text: &'a str) -> Cow<'a, str> {
+    pub(crate) fn redact_lines<'a>(&mut self, text: &'a str) -> Cow<'a, str> {
         // Output is only built from the first changed line on; until then we borrow.
         let mut out: Option<String> = None;
         let mut pos = 0;

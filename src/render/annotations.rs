@@ -25,7 +25,7 @@ pub const ANNOTATIONS_PER_REQUEST: usize = 50;
 /// more PATCH, and writes count against GitHub's content-creation limit (80 a minute,
 /// GitHub docs: "Rate limits for the REST API"), so a log with thousands of warnings does
 /// not turn into a burst of requests.
-pub const MAX_ANNOTATIONS: usize = 250;
+pub(crate) const MAX_ANNOTATIONS: usize = 250;
 
 /// GitHub: annotation `message` and `raw_details` are at most 64 KB; stay a little under.
 const MAX_MESSAGE_BYTES: usize = 64_000;
@@ -70,7 +70,7 @@ pub struct Annotation {
 
 /// Where a job's build ran, to strip from the paths its log printed.
 #[derive(Debug, Clone, Copy)]
-pub struct BuildDirs<'a> {
+pub(crate) struct BuildDirs<'a> {
     /// `BUILDKITE_BUILD_CHECKOUT_PATH`, when the worker read the job's env.
     pub checkout_path: Option<&'a str>,
     /// Buildkite org slug: the default checkout path ends in `/<org>/<pipeline>`.
@@ -81,7 +81,7 @@ pub struct BuildDirs<'a> {
 
 /// `raw` as a path relative to the repository root, or `None` when it cannot be made one
 /// (absolute outside the checkout, climbing out with `..`, empty, or not a path).
-pub fn repo_relative_path(raw: &str, dirs: &BuildDirs<'_>) -> Option<String> {
+pub(crate) fn repo_relative_path(raw: &str, dirs: &BuildDirs<'_>) -> Option<String> {
     let raw = raw.trim();
     let raw = raw.strip_prefix("file://").unwrap_or(raw);
     if raw.is_empty() || raw.len() > 1024 || raw.chars().any(char::is_control) {
@@ -176,7 +176,7 @@ fn normalise_relative(path: &str) -> Option<String> {
 /// Annotations for every location the analyses found, deduplicated, in report order,
 /// at most [`MAX_ANNOTATIONS`]. The second value counts locations left out because their
 /// path could not be made repository-relative or the cap was reached.
-pub fn annotations_for(report: &BuildReport) -> (Vec<Annotation>, usize) {
+pub(crate) fn annotations_for(report: &BuildReport) -> (Vec<Annotation>, usize) {
     let mut seen = HashSet::new();
     let mut annotations = Vec::new();
     let mut dropped = 0;
@@ -241,7 +241,7 @@ fn level(category: Category) -> AnnotationLevel {
 }
 
 /// How a category reads in a sentence ("Compile error in build").
-pub fn category_label(category: Category) -> &'static str {
+pub(crate) fn category_label(category: Category) -> &'static str {
     match category {
         Category::Compile => "Compile error",
         Category::Test => "Test failure",

@@ -20,7 +20,7 @@ use crate::domain::{BuildReport, CommitSha, JobRef, JobReport};
 pub const CHECK_RUN_NAME: &str = "kitefix";
 
 /// GitHub's limit on `output.summary` and `output.text`, in bytes of UTF-8.
-pub const OUTPUT_LIMIT_BYTES: usize = 65_535;
+pub(crate) const OUTPUT_LIMIT_BYTES: usize = 65_535;
 /// What we fill at most: the limit less a margin, so a later change to the footer or the
 /// note cannot tip a body over.
 const OUTPUT_BUDGET_BYTES: usize = OUTPUT_LIMIT_BYTES - 1_024;
@@ -52,7 +52,7 @@ pub enum Conclusion {
 
 impl Conclusion {
     /// GitHub's spelling, also the metric label.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Conclusion::Failure => "failure",
             Conclusion::Neutral => "neutral",

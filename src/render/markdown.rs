@@ -12,7 +12,7 @@ use url::Url;
 /// Markdown syntax, HTML, an entity, a mention or a reference gets a backslash (CommonMark
 /// allows a backslash before any ASCII punctuation; `$` would start GitHub's math), and
 /// line breaks become spaces.
-pub fn text(s: &str) -> String {
+pub(crate) fn text(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
@@ -32,7 +32,7 @@ pub fn text(s: &str) -> String {
 /// Like [`text`], but keeps the `` `code` `` spans a classifier or compiler wrote
 /// (rustc, cargo and many test runners quote names that way): with an even number of
 /// backticks, every other segment becomes inline code; otherwise everything is escaped.
-pub fn text_with_code(s: &str) -> String {
+pub(crate) fn text_with_code(s: &str) -> String {
     let segments: Vec<&str> = s.split('`').collect();
     if segments.len().is_multiple_of(2) {
         return text(s);
@@ -51,7 +51,7 @@ pub fn text_with_code(s: &str) -> String {
 /// Inline code: the text in a backtick run one longer than the longest inside it, padded
 /// with spaces when it starts or ends with a backtick (CommonMark strips one space on each
 /// side). Line breaks become spaces, since a code span is one line here.
-pub fn code(s: &str) -> String {
+pub(crate) fn code(s: &str) -> String {
     let s: String = s
         .chars()
         .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
@@ -67,7 +67,7 @@ pub fn code(s: &str) -> String {
 
 /// A fenced code block whose fence is longer than any backtick run in `body`, so nothing
 /// in a log can close it early. `info` is the language tag (`text`).
-pub fn code_block(info: &str, body: &str) -> String {
+pub(crate) fn code_block(info: &str, body: &str) -> String {
     let fence = "`".repeat((longest_backtick_run(body) + 1).max(3));
     let body = body.replace("\r\n", "\n").replace('\r', "\n");
     let body = body.trim_end_matches('\n');
@@ -77,7 +77,7 @@ pub fn code_block(info: &str, body: &str) -> String {
 /// `[label](url)` when `url` is an http(s) URL, else just the label: a payload must not be
 /// able to plant a `javascript:` link. Parentheses are percent-encoded so the destination
 /// cannot end early. `label` must already be Markdown (escaped text or inline code).
-pub fn link(label: &str, url: Option<&str>) -> String {
+pub(crate) fn link(label: &str, url: Option<&str>) -> String {
     match url.and_then(|u| Url::parse(u).ok()).filter(|u| matches!(u.scheme(), "http" | "https")) {
         Some(u) => {
             let dest = u.as_str().replace('(', "%28").replace(')', "%29");
@@ -97,7 +97,7 @@ fn longest_backtick_run(s: &str) -> usize {
 }
 
 /// The largest index `<= at` that is a char boundary of `s`.
-pub fn floor_char_boundary(s: &str, at: usize) -> usize {
+pub(crate) fn floor_char_boundary(s: &str, at: usize) -> usize {
     if at >= s.len() {
         return s.len();
     }
@@ -105,7 +105,7 @@ pub fn floor_char_boundary(s: &str, at: usize) -> usize {
 }
 
 /// Cuts `s` to a prefix of at most `max_chars` characters, adding `…` when it cut.
-pub fn shorten_chars(s: &str, max_chars: usize) -> String {
+pub(crate) fn shorten_chars(s: &str, max_chars: usize) -> String {
     match s.char_indices().nth(max_chars) {
         None => s.to_owned(),
         Some((cut, _)) => {
@@ -117,7 +117,7 @@ pub fn shorten_chars(s: &str, max_chars: usize) -> String {
 }
 
 /// Cuts `s` to a prefix of at most `max_bytes` bytes on a char boundary.
-pub fn shorten_bytes(s: &str, max_bytes: usize) -> &str {
+pub(crate) fn shorten_bytes(s: &str, max_bytes: usize) -> &str {
     &s[..floor_char_boundary(s, max_bytes)]
 }
 
@@ -125,7 +125,7 @@ pub fn shorten_bytes(s: &str, max_bytes: usize) -> &str {
 /// of UTF-8, github/docs#35252). When it is too long, it is cut on a char boundary,
 /// preferably at the end of a line, any code block left open is closed, and `note` (a
 /// visible "truncated" line) is appended. The result is never longer than `limit`.
-pub fn fit(markdown: String, limit: usize, note: &str) -> String {
+pub(crate) fn fit(markdown: String, limit: usize, note: &str) -> String {
     if markdown.len() <= limit {
         return markdown;
     }

@@ -9,9 +9,9 @@
 //! - [`annotations`]: file:line annotations, with paths made repository-relative.
 //! - [`markdown`]: escaping and fitting Markdown that came from logs.
 
-pub mod annotations;
-pub mod check_run;
-pub mod markdown;
+pub(crate) mod annotations;
+pub(crate) mod check_run;
+pub(crate) mod markdown;
 
 pub use annotations::{ANNOTATIONS_PER_REQUEST, Annotation};
 pub use check_run::{CHECK_RUN_NAME, CheckRunContent, Conclusion};

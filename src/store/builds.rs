@@ -29,7 +29,7 @@ pub enum BuildState {
 }
 
 impl BuildState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             BuildState::Queued => "queued",
             BuildState::Received => "received",
@@ -86,7 +86,7 @@ pub enum Transition {
 
 impl Transition {
     /// The state the row is left in.
-    pub fn state(&self) -> BuildState {
+    pub(crate) fn state(&self) -> BuildState {
         match self {
             Transition::Reported { .. } => BuildState::Reported,
             Transition::Skipped { .. } => BuildState::Skipped,
@@ -97,7 +97,7 @@ impl Transition {
     }
 
     /// The reason recorded for people beside the state.
-    pub fn reason(&self) -> Option<&str> {
+    pub(crate) fn reason(&self) -> Option<&str> {
         match self {
             Transition::Reported { note } => note.as_deref(),
             Transition::Skipped { reason }
@@ -226,7 +226,7 @@ impl Store {
     /// Records many accepted builds in one transaction (one commit, one fsync); keys
     /// already present are left as they are.
     #[tracing::instrument(name = "store.record_queued_many", skip_all, fields(count = events.len()))]
-    pub async fn record_queued_many(
+    pub(crate) async fn record_queued_many(
         &self,
         events: &[(BuildFinished, Option<IntegrationId>)],
     ) -> Result<(), StoreError> {
@@ -296,7 +296,7 @@ impl Store {
     /// Keeps what the worker found (the report) and what it posted or, in dry-run, would
     /// have posted (the check run body). Both are redacted before they get here.
     #[tracing::instrument(name = "store.save_report", skip_all, fields(dedupe_key = %key))]
-    pub async fn save_report(
+    pub(crate) async fn save_report(
         &self,
         key: &DedupeKey,
         report: &BuildReport,
@@ -322,7 +322,7 @@ impl Store {
     /// Remembers the check run posted for a build, so processing it again (a redelivery,
     /// or the same build finishing again after a retry) updates that run.
     #[tracing::instrument(name = "store.record_check_run", skip_all, fields(dedupe_key = %key, check_run_id = id))]
-    pub async fn record_check_run(
+    pub(crate) async fn record_check_run(
         &self,
         key: &DedupeKey,
         id: i64,
@@ -342,7 +342,10 @@ impl Store {
     }
 
     /// The check run already posted for this Buildkite build, by any of its deliveries.
-    pub async fn known_check_run_id(&self, build_id: &BuildId) -> Result<Option<i64>, StoreError> {
+    pub(crate) async fn known_check_run_id(
+        &self,
+        build_id: &BuildId,
+    ) -> Result<Option<i64>, StoreError> {
         let row: Option<(i64,)> = with_pool!(self.db(), pool => {
             sqlx::query_as(
                 "SELECT check_run_id FROM builds WHERE build_id = $1 AND check_run_id IS NOT NULL \

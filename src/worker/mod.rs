@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use outcome::{Outcome, PipelineError};
-pub use pipeline::{Finished, Pipeline, Reporter};
+pub(crate) use pipeline::{Pipeline, Reporter};
 pub use processor::Processor;
 
 use crate::metrics::Metrics;
@@ -27,7 +27,7 @@ use crate::store::{Store, Transition};
 
 /// What the worker needs, shared by every delivery task.
 #[derive(Clone)]
-pub struct Worker {
+pub(crate) struct Worker {
     pub queue: Arc<dyn Queue>,
     pub store: Store,
     pub metrics: Metrics,
@@ -40,7 +40,7 @@ impl Worker {
     /// Runs until `shutdown` is cancelled, then waits up to `grace` for builds in flight.
     /// Builds still running after that are abandoned unsettled: the queue delivers them
     /// again (lease expiry, or RabbitMQ requeueing on disconnect).
-    pub async fn run(self, shutdown: CancellationToken, grace: Duration) {
+    pub(crate) async fn run(self, shutdown: CancellationToken, grace: Duration) {
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let tasks = TaskTracker::new();
         let mut failures = 0u32;

@@ -28,7 +28,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The `kitefix_build_seconds{outcome}` label.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Outcome::Reported { .. } | Outcome::Skipped { .. } | Outcome::Failed { .. } => "done",
             Outcome::Retry { .. } => "retry",

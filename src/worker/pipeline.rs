@@ -44,7 +44,7 @@ use crate::tokens::TokenSource;
 const CHUNKS_IN_FLIGHT: usize = 8;
 
 /// Where check runs go.
-pub enum Reporter {
+pub(crate) enum Reporter {
     GitHub(GitHubReporter),
     /// No GitHub App configured: the check run is rendered and stored, not posted.
     DryRun,
@@ -65,7 +65,7 @@ pub struct Pipeline {
 
 /// How a build that ran through the pipeline ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Finished {
+pub(crate) enum Finished {
     /// Reported: posted, or in dry-run stored only.
     Reported { dry_run: bool },
     /// Nothing to report, and why.
