@@ -61,8 +61,44 @@ const MALUS_PASSED: i32 = -50;
 /// Python's `file.py:12: UserWarning: …`, apt's `W: `. Such a line did not fail the job.
 const WARNING_LINE: &str = r"(?i)(?:^|[\s\[(|])warn(?:ing)?s?\s*(?:[:\]!|]|- )|(?-i:(?:^|\s)WARN(?:ING)?\s|^W: )|^\s*\S+:\d+: \w*Warning: ";
 
-/// The prefilter target slot of a rule's scope patterns (slots below are pattern indexes).
-const SCOPE_SLOT: u32 = 255;
+/// What the prefilter points a literal at: one pattern of one rule, or a rule's scope
+/// patterns. Packed as `rule << 8 | slot` so that sorting a line's targets groups them by
+/// rule, in rule order, and deduplicating stays a plain integer sort.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Target(u32);
+
+impl Target {
+    /// The slot of a rule's scope patterns; slots below are pattern indexes.
+    const SCOPE_SLOT: u32 = 255;
+
+    fn pattern(rule: u32, pattern: u32) -> Self {
+        debug_assert!(pattern < Self::SCOPE_SLOT, "rules have fewer than 255 patterns");
+        Self(rule << 8 | pattern)
+    }
+
+    fn scope(rule: u32) -> Self {
+        Self(rule << 8 | Self::SCOPE_SLOT)
+    }
+
+    fn rule(self) -> usize {
+        (self.0 >> 8) as usize
+    }
+
+    fn is_scope(self) -> bool {
+        self.0 & 0xff == Self::SCOPE_SLOT
+    }
+
+    /// The pattern's index in its rule (meaningless for a scope target).
+    fn pattern_index(self) -> usize {
+        (self.0 & 0xff) as usize
+    }
+}
+
+/// A run of one rule's targets within a line's sorted candidates.
+struct RuleTargets {
+    rule: usize,
+    targets: std::ops::Range<usize>,
+}
 
 /// Rule id reported when no rule matched.
 pub const NO_RULE: &str = "none";
@@ -73,9 +109,9 @@ pub struct Classifier {
     rules: Vec<Rule>,
     prefilter: Prefilter,
     /// Automaton pattern id → the rules that literal belongs to.
-    literal_rules: Vec<Vec<u32>>,
+    literal_rules: Vec<Vec<Target>>,
     /// Rules with no required literal: tried on every line.
-    unfiltered: Vec<u32>,
+    unfiltered: Vec<Target>,
     /// Per rule: its hits matter after the first one in a step (tests, locations).
     collects: Vec<bool>,
     /// Per rule and pattern: what every line it matches starts with, if known.
@@ -102,12 +138,12 @@ impl Classifier {
         let rules = set.rules().to_vec();
         let mut literal_ids: HashMap<Vec<u8>, usize> = HashMap::new();
         let mut literals: Vec<Vec<u8>> = Vec::new();
-        let mut literal_rules: Vec<Vec<u32>> = Vec::new();
+        let mut literal_rules: Vec<Vec<Target>> = Vec::new();
         let mut unfiltered = Vec::new();
         let mut add = |lit: Vec<u8>,
-                       target: u32,
+                       target: Target,
                        literals: &mut Vec<Vec<u8>>,
-                       literal_rules: &mut Vec<Vec<u32>>| {
+                       literal_rules: &mut Vec<Vec<Target>>| {
             let id = *literal_ids.entry(lit.clone()).or_insert_with(|| {
                 literals.push(lit);
                 literal_rules.push(Vec::new());
@@ -117,18 +153,20 @@ impl Classifier {
                 literal_rules[id].push(target);
             }
         };
-        // Targets are per pattern (`rule << 8 | pattern`), so that a line runs only the
-        // patterns whose literal it contains; slot 255 is the rule's scope patterns.
+        // Targets are per pattern, so that a line runs only the patterns whose literal it
+        // contains; a rule's scope patterns share one target.
         for (index, rule) in rules.iter().enumerate() {
             let index = index as u32;
-            for (slot, patterns) in rule
+            for (target, patterns) in rule
                 .patterns
                 .iter()
                 .enumerate()
-                .map(|(i, p)| (i as u32, std::slice::from_ref(p)))
-                .chain((!rule.scope.is_empty()).then_some((SCOPE_SLOT, rule.scope.as_slice())))
+                .map(|(i, p)| (Target::pattern(index, i as u32), std::slice::from_ref(p)))
+                .chain(
+                    (!rule.scope.is_empty())
+                        .then_some((Target::scope(index), rule.scope.as_slice())),
+                )
             {
-                let target = index << 8 | slot;
                 let sets: Option<Vec<Vec<Vec<u8>>>> =
                     patterns.iter().map(|p| required_literals(p.as_str())).collect();
                 match sets {
@@ -186,8 +224,8 @@ impl Classifier {
         let mut ids: Vec<&str> = self
             .unfiltered
             .iter()
-            .filter(|&&t| t & 0xff != SCOPE_SLOT)
-            .map(|&t| self.rules[(t >> 8) as usize].id())
+            .filter(|t| !t.is_scope())
+            .map(|t| self.rules[t.rule()].id())
             .collect();
         ids.dedup();
         ids.into_iter()
@@ -321,7 +359,7 @@ pub struct Session<'c> {
     fallback: Option<Candidate>,
     last_line: u64,
     /// Scratch: prefilter targets of the current line.
-    scratch: Vec<u32>,
+    scratch: Vec<Target>,
 }
 
 impl<'c> Session<'c> {
@@ -373,36 +411,19 @@ impl<'c> Session<'c> {
             self.scratch.dedup();
             let mut candidates = std::mem::take(&mut self.scratch);
             // Scope patterns first: a scope line can also be a hit.
-            for &target in candidates.iter().filter(|&&t| t & 0xff == SCOPE_SLOT) {
-                let rule_index = (target >> 8) as usize;
-                let rule = &self.c.rules[rule_index];
-                // Only the line is kept; its captures are taken if a hit needs them.
-                if let Some(p) = rule.scope.iter().position(|p| p.is_match(view)) {
-                    let scope = &mut self.states[rule_index].scope;
-                    scope.0 = Some(p);
-                    scope.1.clear();
-                    scope.1.push_str(view);
-                }
-            }
-            candidates.retain(|&t| t & 0xff != SCOPE_SLOT);
-            // Group the pattern targets by rule: (rule, first, end) ranges of `candidates`.
-            let mut groups: Vec<(u32, usize, usize)> = Vec::new();
-            for (i, &t) in candidates.iter().enumerate() {
-                match groups.last_mut() {
-                    Some(g) if g.0 == t >> 8 => g.2 = i + 1,
-                    _ => groups.push((t >> 8, i, i + 1)),
-                }
-            }
+            self.remember_scopes(&candidates, view);
+            candidates.retain(|t| !t.is_scope());
+            let groups = by_rule(&candidates);
             let mut end_status: Option<Option<i64>> = None;
             let mut is_warning: Option<bool> = None;
             // A wrapper line (`make: *** … Error 2`) is never a cause, whatever else matches.
-            let wrapper = groups.iter().any(|&(r, a, b)| {
-                let rule = &self.c.rules[r as usize];
+            let wrapper = groups.iter().any(|g| {
+                let rule = &self.c.rules[g.rule];
                 rule.action == Action::Wrapper
                     && rule_match(
                         rule,
-                        &self.c.starts[r as usize],
-                        &candidates[a..b],
+                        &self.c.starts[g.rule],
+                        &candidates[g.targets.clone()],
                         if rule.raw { text } else { view },
                     )
                     .is_some()
@@ -410,22 +431,23 @@ impl<'c> Session<'c> {
             if wrapper {
                 self.ring[ring_slot].skip = true;
             }
-            for &(rule_index, first, end) in &groups {
-                let rule = &self.c.rules[rule_index as usize];
-                let state = &self.states[rule_index as usize];
+            for group in &groups {
+                let rule_index = group.rule;
+                let rule = &self.c.rules[rule_index];
+                let state = &self.states[rule_index];
                 // A first-pick rule that already has this step's hit and collects nothing
                 // cannot change the outcome: skip its regex.
                 if rule.action == Action::Cause
                     && rule.pick == Pick::First
                     && state.step.is_some()
-                    && !self.c.collects[rule_index as usize]
+                    && !self.c.collects[rule_index]
                 {
                     continue;
                 }
                 let subject = if rule.raw { text } else { view };
-                let starts = &self.c.starts[rule_index as usize];
+                let starts = &self.c.starts[rule_index];
                 let Some((pattern, caps)) =
-                    rule_match(rule, starts, &candidates[first..end], subject)
+                    rule_match(rule, starts, &candidates[group.targets.clone()], subject)
                 else {
                     continue;
                 };
@@ -449,30 +471,50 @@ impl<'c> Session<'c> {
                         {
                             continue;
                         }
-                        self.hit(rule_index, number, subject, pattern, &caps)
+                        self.hit(rule_index as u32, number, subject, pattern, &caps)
                     }
                 }
             }
             candidates.clear();
             self.scratch = candidates;
             if let Some(status) = end_status {
-                let step = match status {
-                    Some(0) => StepStatus::Passed,
-                    _ => {
-                        self.failed_steps += 1;
-                        StepStatus::Failed { first: self.failed_steps == 1 }
-                    }
-                };
-                if step == (StepStatus::Failed { first: true }) {
-                    self.fallback = self.last_meaningful(number.saturating_sub(1));
-                }
-                self.close_step(step, number);
+                self.end_step(status, number);
             }
         }
 
         if !self.pending.is_empty() {
             self.cut_due_excerpts(number);
         }
+    }
+
+    /// Keeps the line as the scope of each rule whose scope pattern it matches. Only the
+    /// line is kept; its captures are taken if a hit needs them.
+    fn remember_scopes(&mut self, candidates: &[Target], view: &str) {
+        for target in candidates.iter().filter(|t| t.is_scope()) {
+            let rule = &self.c.rules[target.rule()];
+            if let Some(p) = rule.scope.iter().position(|p| p.is_match(view)) {
+                let scope = &mut self.states[target.rule()].scope;
+                scope.0 = Some(p);
+                scope.1.clear();
+                scope.1.push_str(view);
+            }
+        }
+    }
+
+    /// A step's end marker with its exit status: closes the step as passed or failed; the
+    /// first failed step remembers the last meaningful line before it as the fallback.
+    fn end_step(&mut self, status: Option<i64>, number: u64) {
+        let step = match status {
+            Some(0) => StepStatus::Passed,
+            _ => {
+                self.failed_steps += 1;
+                StepStatus::Failed { first: self.failed_steps == 1 }
+            }
+        };
+        if step == (StepStatus::Failed { first: true }) {
+            self.fallback = self.last_meaningful(number.saturating_sub(1));
+        }
+        self.close_step(step, number);
     }
 
     /// Stores the line in the context ring and returns its slot.
@@ -997,12 +1039,11 @@ fn strip_mozharness(t: &str) -> &str {
 
 /// Runs a rule's patterns on a line: the first pattern that matches, unless an exclude
 /// pattern matches too.
-/// `targets` are the prefilter's targets for this rule (`rule << 8 | pattern`): only those
-/// patterns can match.
+/// `targets` are the prefilter's targets for this rule: only those patterns can match.
 fn rule_match<'t>(
     rule: &Rule,
     starts: &[Option<Vec<Vec<u8>>>],
-    targets: &[u32],
+    targets: &[Target],
     text: &'t str,
 ) -> Option<(usize, Captures<'t>)> {
     // A line that does not start like an anchored pattern cannot match it; then
@@ -1014,7 +1055,7 @@ fn rule_match<'t>(
     };
     let found = targets
         .iter()
-        .map(|&t| (t & 0xff) as usize)
+        .map(|t| t.pattern_index())
         .filter(|&i| starts_right(i))
         .filter_map(|i| Some((i, rule.patterns.get(i)?)))
         .filter(|(_, p)| p.is_match(text))
@@ -1023,6 +1064,18 @@ fn rule_match<'t>(
         return None;
     }
     Some(found)
+}
+
+/// The sorted candidates cut into runs of one rule each, in rule order.
+fn by_rule(candidates: &[Target]) -> Vec<RuleTargets> {
+    let mut groups: Vec<RuleTargets> = Vec::new();
+    for (i, t) in candidates.iter().enumerate() {
+        match groups.last_mut() {
+            Some(g) if g.rule == t.rule() => g.targets.end = i + 1,
+            _ => groups.push(RuleTargets { rule: t.rule(), targets: i..i + 1 }),
+        }
+    }
+    groups
 }
 
 /// A template hole's value: `text` is the hit line, otherwise a capture of the hit or of
