@@ -26,7 +26,7 @@ use super::metrics::BuildkiteMetrics;
 use super::models::{AccessToken, Build, JobEnv, Organization};
 use super::pagination::next_page;
 use super::rate_limit::{Admission, BudgetKey, RateLimitHeaders, RateLimiter, TokenFingerprint};
-use crate::domain::{BuildNumber, JobId, OrgSlug, PipelineSlug};
+use crate::domain::{BuildPath, JobId, OrgSlug};
 use crate::logs::redact::{REDACTED, Redactor};
 
 /// Time limits and caps of a [`BuildkiteClient`].
@@ -161,33 +161,29 @@ impl BuildkiteClient {
 
     /// `GET …/pipelines/{p}/builds/{n}?include_retried_jobs=true`: the build with every
     /// attempt of every job (needs `read_builds`).
-    #[tracing::instrument(skip_all, fields(org = %org, pipeline = %pipeline, build = %number))]
+    #[tracing::instrument(skip_all, fields(org = %build.org, pipeline = %build.pipeline, build = %build.number))]
     pub async fn get_build(
         &self,
         token: &SecretString,
-        org: &OrgSlug,
-        pipeline: &PipelineSlug,
-        number: BuildNumber,
+        build: &BuildPath,
     ) -> Result<Build, BuildkiteError> {
-        let call = Call { endpoint: Endpoint::GetBuild, token, org: Some(org) };
-        let mut url = self.build_url(org, pipeline, number, &[])?;
+        let call = Call { endpoint: Endpoint::GetBuild, token, org: Some(&build.org) };
+        let mut url = self.build_url(build, &[])?;
         url.query_pairs_mut().append_pair("include_retried_jobs", "true");
         self.tracked(&call, self.get_json(&call, url)).await
     }
 
     /// `GET …/jobs/{job}/log` as `text/plain`: the raw log, streamed (needs
     /// `read_build_logs`). 404/410 give [`JobLog::Unavailable`], not an error.
-    #[tracing::instrument(skip_all, fields(org = %org, pipeline = %pipeline, build = %number, job = %job))]
+    #[tracing::instrument(skip_all, fields(org = %build.org, pipeline = %build.pipeline, build = %build.number, job = %job))]
     pub async fn job_log(
         &self,
         token: &SecretString,
-        org: &OrgSlug,
-        pipeline: &PipelineSlug,
-        number: BuildNumber,
+        build: &BuildPath,
         job: &JobId,
     ) -> Result<JobLog, BuildkiteError> {
-        let call = Call { endpoint: Endpoint::JobLog, token, org: Some(org) };
-        let url = self.build_url(org, pipeline, number, &["jobs", job.as_str(), "log"])?;
+        let call = Call { endpoint: Endpoint::JobLog, token, org: Some(&build.org) };
+        let url = self.build_url(build, &["jobs", job.as_str(), "log"])?;
         let deadline = Instant::now() + self.options.log_deadline;
         let opened = async {
             let response = self.send(&call, url, "text/plain", self.options.log_deadline).await?;
@@ -213,17 +209,15 @@ impl BuildkiteClient {
 
     /// `GET …/jobs/{job}/env`: the job's environment, values kept secret (needs
     /// `read_job_env`). Use it only to build the redactor; never store it.
-    #[tracing::instrument(skip_all, fields(org = %org, pipeline = %pipeline, build = %number, job = %job))]
+    #[tracing::instrument(skip_all, fields(org = %build.org, pipeline = %build.pipeline, build = %build.number, job = %job))]
     pub async fn job_env(
         &self,
         token: &SecretString,
-        org: &OrgSlug,
-        pipeline: &PipelineSlug,
-        number: BuildNumber,
+        build: &BuildPath,
         job: &JobId,
     ) -> Result<JobEnv, BuildkiteError> {
-        let call = Call { endpoint: Endpoint::JobEnv, token, org: Some(org) };
-        let url = self.build_url(org, pipeline, number, &["jobs", job.as_str(), "env"])?;
+        let call = Call { endpoint: Endpoint::JobEnv, token, org: Some(&build.org) };
+        let url = self.build_url(build, &["jobs", job.as_str(), "env"])?;
         self.tracked(&call, self.get_json(&call, url)).await
     }
 
@@ -276,20 +270,14 @@ impl BuildkiteClient {
     }
 
     /// `{base}/v2/organizations/{org}/pipelines/{p}/builds/{n}/{rest…}`.
-    fn build_url(
-        &self,
-        org: &OrgSlug,
-        pipeline: &PipelineSlug,
-        number: BuildNumber,
-        rest: &[&str],
-    ) -> Result<Url, BuildkiteError> {
-        let number = number.to_string();
+    fn build_url(&self, build: &BuildPath, rest: &[&str]) -> Result<Url, BuildkiteError> {
+        let number = build.number.to_string();
         let mut segments = vec![
             "v2",
             "organizations",
-            org.as_str(),
+            build.org.as_str(),
             "pipelines",
-            pipeline.as_str(),
+            build.pipeline.as_str(),
             "builds",
             number.as_str(),
         ];
@@ -642,6 +630,7 @@ fn decode_error(endpoint: Endpoint, error: &serde_json::Error) -> BuildkiteError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{BuildNumber, PipelineSlug};
 
     #[test]
     fn api_url_must_be_https_or_loopback_http_without_credentials() {
@@ -677,12 +666,13 @@ mod tests {
             ClientOptions::default(),
         )
         .expect("client");
-        let org = OrgSlug::parse("acme").expect("org");
-        let pipeline = PipelineSlug::parse("web-app").expect("pipeline");
+        let build = BuildPath {
+            org: OrgSlug::parse("acme").expect("org"),
+            pipeline: PipelineSlug::parse("web-app").expect("pipeline"),
+            number: BuildNumber::new(12),
+        };
         let job = JobId::parse("0190a6f5-3c1d-4c6c-9d6e-1f6f0d1c2a01").expect("job");
-        let url = client
-            .build_url(&org, &pipeline, BuildNumber::new(12), &["jobs", job.as_str(), "log"])
-            .expect("url");
+        let url = client.build_url(&build, &["jobs", job.as_str(), "log"]).expect("url");
         assert_eq!(
             url.as_str(),
             "https://proxy.internal/buildkite/v2/organizations/acme/pipelines/web-app/builds/12/jobs/0190a6f5-3c1d-4c6c-9d6e-1f6f0d1c2a01/log"

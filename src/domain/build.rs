@@ -59,6 +59,27 @@ impl BuildFinished {
     }
 }
 
+/// A build as Buildkite's single-build endpoints address it:
+/// `/v2/organizations/{org}/pipelines/{pipeline}/builds/{number}`
+/// (<https://buildkite.com/docs/apis/rest-api/builds#get-a-build>).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildPath {
+    pub org: OrgSlug,
+    pub pipeline: PipelineSlug,
+    pub number: BuildNumber,
+}
+
+impl BuildFinished {
+    /// Where Buildkite's API serves this build.
+    pub fn path(&self) -> BuildPath {
+        BuildPath {
+            org: self.org.clone(),
+            pipeline: self.pipeline.clone(),
+            number: self.build_number,
+        }
+    }
+}
+
 /// A pull request number as Buildkite sends it: a string in webhooks and the REST API
 /// (`build.pull_request.id`), a number in some older payloads. `false`, `null` or
 /// anything else means the build is not for a pull request.

@@ -10,7 +10,7 @@ mod ids;
 mod repo;
 mod report;
 
-pub use build::{BuildFinished, DedupeKey, PipelineSource, pull_request_number};
+pub use build::{BuildFinished, BuildPath, DedupeKey, PipelineSource, pull_request_number};
 pub use ids::{
     BuildId, BuildNumber, CommitSha, IdError, IntegrationId, JobId, OrgSlug, PipelineSlug,
 };

@@ -151,7 +151,7 @@ impl Pipeline {
         token: &SecretString,
         event: &BuildFinished,
     ) -> Result<crate::buildkite::Build, PipelineError> {
-        Ok(self.buildkite.get_build(token, &event.org, &event.pipeline, event.build_number).await?)
+        Ok(self.buildkite.get_build(token, &event.path()).await?)
     }
 
     #[tracing::instrument(name = "pipeline.analyse_job", skip_all, fields(job_id = %failed.job.id, job = failed.job.display_name()))]
@@ -188,10 +188,7 @@ impl Pipeline {
 
         let (redactor, redaction_complete) =
             self.redactor_for(token, event, job, &mut report).await?;
-        let log = self
-            .buildkite
-            .job_log(token, &event.org, &event.pipeline, event.build_number, &job.id)
-            .await?;
+        let log = self.buildkite.job_log(token, &event.path(), &job.id).await?;
         match log {
             JobLog::Unavailable(gone) => {
                 report.log_unavailable = Some(format!(
@@ -225,11 +222,7 @@ impl Pipeline {
         job: &Job,
         report: &mut JobReport,
     ) -> Result<(Redactor, bool), PipelineError> {
-        let env = match self
-            .buildkite
-            .job_env(token, &event.org, &event.pipeline, event.build_number, &job.id)
-            .await
-        {
+        let env = match self.buildkite.job_env(token, &event.path(), &job.id).await {
             Ok(env) => Some(env),
             Err(e) if !e.is_transient() => {
                 tracing::warn!(error = %e, "no job env to redact with; the excerpt will be left out");

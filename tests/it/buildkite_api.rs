@@ -9,7 +9,7 @@ use kitefix::buildkite::{
     BuildkiteClient, BuildkiteError, BuildkiteMetrics, ClientOptions, JobLog, RateLimitScope,
     TimeoutKind, select,
 };
-use kitefix::domain::{BuildNumber, JobId, OrgSlug, PipelineSlug};
+use kitefix::domain::{BuildNumber, BuildPath, JobId, OrgSlug, PipelineSlug};
 use kitefix::github::{GitHubHost, repo_from_pipeline};
 use prometheus::Registry;
 use secrecy::{ExposeSecret, SecretString};
@@ -30,8 +30,13 @@ fn org() -> OrgSlug {
     OrgSlug::parse("acme").expect("org")
 }
 
-fn pipeline() -> PipelineSlug {
-    PipelineSlug::parse("web").expect("pipeline")
+/// Build 42 of acme/web.
+fn build() -> BuildPath {
+    BuildPath {
+        org: org(),
+        pipeline: PipelineSlug::parse("web").expect("pipeline"),
+        number: BuildNumber::new(42),
+    }
 }
 
 fn job() -> JobId {
@@ -135,8 +140,7 @@ async fn get_build_returns_jobs_and_selection_picks_latest_failures() {
         .mount(&server)
         .await;
     let (client, registry) = client(&server, options());
-    let build =
-        client.get_build(&token(), &org(), &pipeline(), BuildNumber::new(42)).await.expect("build");
+    let build = client.get_build(&token(), &build()).await.expect("build");
     assert_eq!(build.jobs.len(), 7);
     let repository = build.pipeline.as_ref().and_then(|p| {
         repo_from_pipeline(&p.source(), &GitHubHost::github_com()).ok().map(|r| r.to_string())
@@ -187,8 +191,7 @@ async fn a_429_with_a_short_reset_waits_and_then_succeeds() {
         .await;
     let (client, registry) = client(&server, options());
     let started = Instant::now();
-    let build =
-        client.get_build(&token(), &org(), &pipeline(), BuildNumber::new(42)).await.expect("build");
+    let build = client.get_build(&token(), &build()).await.expect("build");
     assert_eq!(build.number.get(), 42);
     assert!(
         started.elapsed() >= Duration::from_millis(950),
@@ -231,10 +234,7 @@ async fn a_429_with_a_long_reset_is_handed_back_and_blocks_only_that_org() {
         .await;
     let (client, registry) = client(&server, options());
     let started = Instant::now();
-    let err = client
-        .get_build(&token(), &org(), &pipeline(), BuildNumber::new(42))
-        .await
-        .expect_err("limited");
+    let err = client.get_build(&token(), &build()).await.expect_err("limited");
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "held the worker for {:?}",
@@ -247,10 +247,7 @@ async fn a_429_with_a_long_reset_is_handed_back_and_blocks_only_that_org() {
     assert_eq!(err.retry_after(), Some(Duration::from_secs(120)));
 
     // The next call for that org is refused locally, without spending a request.
-    let again = client
-        .get_build(&token(), &org(), &pipeline(), BuildNumber::new(42))
-        .await
-        .expect_err("limited");
+    let again = client.get_build(&token(), &build()).await.expect_err("limited");
     assert!(matches!(again, BuildkiteError::RateLimited { .. }), "{again:?}");
     assert_eq!(server.received_requests().await.expect("recorded").len(), 1);
     // Another organization has its own budget.
@@ -298,10 +295,7 @@ async fn a_500_storm_is_transient_and_each_call_sends_one_request() {
         .await;
     let (client, registry) = client(&server, options());
     for _ in 0..3 {
-        let err = client
-            .get_build(&token(), &org(), &pipeline(), BuildNumber::new(42))
-            .await
-            .expect_err("500");
+        let err = client.get_build(&token(), &build()).await.expect_err("500");
         assert!(matches!(err, BuildkiteError::Server { status: 500 }), "{err:?}");
         assert!(err.is_transient());
         assert_eq!(err.retry_after(), None, "the queue picks the backoff");
@@ -327,10 +321,7 @@ async fn a_revoked_token_is_permanent_and_its_message_holds_no_token() {
         .mount(&server)
         .await;
     let (client, _) = client(&server, options());
-    let err = client
-        .get_build(&token(), &org(), &pipeline(), BuildNumber::new(42))
-        .await
-        .expect_err("401");
+    let err = client.get_build(&token(), &build()).await.expect_err("401");
     let BuildkiteError::Unauthorized { message } = &err else { panic!("{err:?}") };
     assert!(message.starts_with("Authentication required."), "{message}");
     assert!(!err.is_transient());
@@ -350,10 +341,7 @@ async fn a_missing_scope_is_named() {
         .mount(&server)
         .await;
     let (client, _) = client(&server, options());
-    let err = client
-        .job_env(&token(), &org(), &pipeline(), BuildNumber::new(42), &job())
-        .await
-        .expect_err("403");
+    let err = client.job_env(&token(), &build(), &job()).await.expect_err("403");
     let BuildkiteError::Forbidden { missing_scope, .. } = &err else { panic!("{err:?}") };
     assert_eq!(missing_scope.as_deref(), Some("read_job_env"));
     assert!(!err.is_transient());
@@ -371,10 +359,7 @@ async fn job_env_values_stay_secret() {
         .mount(&server)
         .await;
     let (client, _) = client(&server, options());
-    let env = client
-        .job_env(&token(), &org(), &pipeline(), BuildNumber::new(42), &job())
-        .await
-        .expect("env");
+    let env = client.job_env(&token(), &build(), &job()).await.expect("env");
     assert!(!format!("{env:?}").contains("hunter2"));
     let db = env
         .iter()
@@ -393,10 +378,8 @@ async fn a_deleted_log_is_unavailable_not_an_error() {
         .mount(&server)
         .await;
     let (client, registry) = client(&server, options());
-    let log = client
-        .job_log(&token(), &org(), &pipeline(), BuildNumber::new(42), &job())
-        .await
-        .expect("a missing log is an outcome");
+    let log =
+        client.job_log(&token(), &build(), &job()).await.expect("a missing log is an outcome");
     let JobLog::Unavailable(unavailable) = log else { panic!("{log:?}") };
     assert_eq!((unavailable.status, unavailable.message.as_str()), (404, "No job found"));
     assert_eq!(metric(&registry, "kitefix_buildkite_logs_unavailable_total", &[]), 1.0);
@@ -413,10 +396,7 @@ async fn a_small_log_streams_as_text() {
         .mount(&server)
         .await;
     let (client, _) = client(&server, options());
-    let log = client
-        .job_log(&token(), &org(), &pipeline(), BuildNumber::new(42), &job())
-        .await
-        .expect("log");
+    let log = client.job_log(&token(), &build(), &job()).await.expect("log");
     let JobLog::Available(mut stream) = log else { panic!("{log:?}") };
     assert_eq!(stream.content_length(), Some(body.len() as u64));
     let mut received = Vec::new();
@@ -444,10 +424,7 @@ async fn a_redirect_is_not_followed_so_the_token_stays_home() {
         .mount(&server)
         .await;
     let (client, _) = client(&server, options());
-    let err = client
-        .job_log(&token(), &org(), &pipeline(), BuildNumber::new(42), &job())
-        .await
-        .expect_err("redirect refused");
+    let err = client.job_log(&token(), &build(), &job()).await.expect_err("redirect refused");
     assert!(matches!(err, BuildkiteError::Unexpected { status: 302, .. }), "{err:?}");
     assert!(stranger.received_requests().await.expect("recorded").is_empty());
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kitefix::buildkite::{BuildkiteClient, BuildkiteError, ClientOptions, JobLog, TimeoutKind};
-use kitefix::domain::{BuildNumber, JobId, OrgSlug, PipelineSlug};
+use kitefix::domain::{BuildNumber, BuildPath, JobId, OrgSlug, PipelineSlug};
 use secrecy::SecretString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -114,9 +114,11 @@ async fn open_log(url: Url, options: ClientOptions) -> Result<JobLog, BuildkiteE
     client
         .job_log(
             &SecretString::from(TOKEN),
-            &OrgSlug::parse("acme").expect("org"),
-            &PipelineSlug::parse("web").expect("pipeline"),
-            BuildNumber::new(42),
+            &BuildPath {
+                org: OrgSlug::parse("acme").expect("org"),
+                pipeline: PipelineSlug::parse("web").expect("pipeline"),
+                number: BuildNumber::new(42),
+            },
             &JobId::parse(JOB).expect("job"),
         )
         .await
