@@ -364,7 +364,9 @@ pub async fn test_store(kind: StoreKind) -> Option<(Store, Arc<tempfile::TempDir
             create_postgres_database().await
         }
     };
-    let store = Store::connect(&secrecy::SecretString::from(url), 4).await.expect("store connects");
+    let backend = kitefix::config::StoreBackend::parse(secrecy::SecretString::from(url))
+        .expect("a store URL");
+    let store = Store::connect(&backend, 4).await.expect("store connects");
     Some((store, dir))
 }
 

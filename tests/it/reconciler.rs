@@ -11,7 +11,7 @@ use kitefix::intake::{Accepted, Intake};
 use kitefix::metrics::Metrics;
 use kitefix::queue::Queue;
 use kitefix::queue::embedded::EmbeddedQueue;
-use kitefix::reconciler::{IntegrationTargets, Reconciler, ReconcilerMetrics, Target};
+use kitefix::reconciler::{IntegrationTargets, Reconciler, ReconcilerMetrics, Schedule, Target};
 use kitefix::tokens::{TokenError, TokenSource};
 use secrecy::SecretString;
 use serde_json::Value;
@@ -20,6 +20,10 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{StoreKind, dedupe_key, failed_build, metric, test_store};
 use crate::stubs::buildkite::{self as bk, JobSpec};
+
+/// Passes are run by the tests themselves; the schedule only sets the first lookback.
+const SCHEDULE: Schedule =
+    Schedule { every: Duration::from_secs(300), lookback: Duration::from_secs(3600) };
 
 struct Setup {
     reconciler: Reconciler,
@@ -40,16 +44,15 @@ async fn setup(kind: StoreKind) -> Option<Setup> {
     let buildkite = MockServer::start().await;
     let client =
         BuildkiteClient::new(buildkite.uri().parse().unwrap(), ClientOptions::default()).unwrap();
-    let reconciler = Reconciler {
+    let reconciler = Reconciler::new(
         client,
-        intake: intake.clone(),
-        store: store.clone(),
-        tokens: Arc::new(ConfigToken(Some(SecretString::from(bk::API_TOKEN)))),
-        integrations: Arc::new(NoIntegrations),
-        interval: Duration::from_secs(300),
-        lookback: Duration::from_secs(3600),
-        metrics: ReconcilerMetrics::register(metrics.registry()).unwrap(),
-    };
+        Arc::new(ConfigToken(Some(SecretString::from(bk::API_TOKEN)))),
+        intake.clone(),
+        store.clone(),
+        Arc::new(NoIntegrations),
+        SCHEDULE,
+        ReconcilerMetrics::register(metrics.registry()).unwrap(),
+    );
     Some(Setup { reconciler, intake, store, queue, buildkite, metrics, _dir: dir })
 }
 
@@ -215,18 +218,16 @@ async fn a_connected_organisation_is_polled_with_its_own_token() {
     let metrics = Metrics::new();
     let queue: Arc<dyn Queue> =
         Arc::new(EmbeddedQueue::new(app.store.db().clone(), Duration::from_secs(60), 3));
-    let reconciler = Reconciler {
-        client: BuildkiteClient::new(buildkite.uri().parse().unwrap(), ClientOptions::default())
-            .unwrap(),
-        intake: Intake::new(app.store.clone(), queue, metrics.clone()),
-        store: app.store.clone(),
+    let reconciler = Reconciler::new(
+        BuildkiteClient::new(buildkite.uri().parse().unwrap(), ClientOptions::default()).unwrap(),
         // No config token: only the integration's own token can work.
-        tokens: Arc::new(StoreTokens::new(integrations.clone(), None)),
-        integrations: Arc::new(integrations),
-        interval: Duration::from_secs(300),
-        lookback: Duration::from_secs(3600),
-        metrics: ReconcilerMetrics::register(metrics.registry()).unwrap(),
-    };
+        Arc::new(StoreTokens::new(integrations.clone(), None)),
+        Intake::new(app.store.clone(), queue, metrics.clone()),
+        app.store.clone(),
+        Arc::new(integrations),
+        SCHEDULE,
+        ReconcilerMetrics::register(metrics.registry()).unwrap(),
+    );
 
     let results = reconciler.pass().await;
 
