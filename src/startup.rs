@@ -1,6 +1,8 @@
 //! Wiring: build the store, queue, HTTP server and worker from `Settings`, run them
-//! until SIGTERM, then stop in order (zero2prod's
+//! until SIGTERM (or until one of them dies), then stop in order (zero2prod's
 //! `Application`, svix's roles).
+
+mod supervisor;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -21,10 +23,11 @@ use crate::metrics::Metrics;
 use crate::queue;
 use crate::reconciler::{Reconciler, ReconcilerMetrics, Schedule};
 use crate::routes;
-use crate::state::AppState;
+use crate::state::{AppState, TaskHealth};
 use crate::store::Store;
 use crate::tokens::TokenSource;
 use crate::worker::{Pipeline, Processor, Reporter, Worker};
+use supervisor::{Part, Supervisor};
 
 /// Which parts run in this process (`serve --role`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -135,8 +138,15 @@ impl Application {
             .with_context(|| format!("server.bind: cannot listen on {}", settings.server.bind))?;
         let port = listener.local_addr()?.port();
         let grace = settings.server.shutdown_grace;
-        let state =
-            web::Data::new(AppState { settings, store, queue, intake, integrations, metrics });
+        let state = web::Data::new(AppState {
+            settings,
+            store,
+            queue,
+            intake,
+            integrations,
+            metrics,
+            tasks: TaskHealth::default(),
+        });
         let server = run_http(listener, state.clone(), role, grace)?;
         tracing::info!(port, ?role, "kitefix listening");
         Ok(Self {
@@ -167,41 +177,79 @@ impl Application {
     /// Runs until SIGTERM/SIGINT or the shutdown token, then stops: the server stops
     /// accepting and finishes requests in flight, the worker takes no new message and
     /// finishes the builds it has; nothing unfinished is acked.
+    ///
+    /// If a part ends on its own first, that is a failure: it is logged, `/readyz`
+    /// answers 503 naming it while the others stop (the worker finishing its builds, the
+    /// server still answering), and the result is `Err`, so `kitefix serve` exits
+    /// non-zero and its supervisor (Kubernetes, systemd) restarts it.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Application {
             server, worker, reconciler, verify_every, state, shutdown, grace, ..
         } = self;
         let handle = server.handle();
         tokio::spawn(stop_on_signal(shutdown.clone()));
-        let server_task = tokio::spawn(server);
-        let verifier = verify_every.map(|every| {
-            tokio::spawn(integrations::verifier::run(
-                state.integrations.clone(),
-                every,
-                shutdown.clone(),
-            ))
-        });
-        let worker_task = worker.map(|w| tokio::spawn(w.run(shutdown.clone(), grace)));
-        let reconciler_task = reconciler.map(|r| tokio::spawn(r.run(shutdown.clone())));
+        let mut parts = Supervisor::default();
+        parts.spawn_fallible(
+            Part::Server,
+            async move { server.await.context("HTTP server failed") },
+        );
+        if let Some(every) = verify_every {
+            let verifier =
+                integrations::verifier::run(state.integrations.clone(), every, shutdown.clone());
+            parts.spawn(Part::Verifier, verifier);
+        }
+        if let Some(worker) = worker {
+            parts.spawn(Part::Worker, worker.run(shutdown.clone(), grace));
+        }
+        if let Some(reconciler) = reconciler {
+            parts.spawn(Part::Reconciler, reconciler.run(shutdown.clone()));
+        }
 
-        shutdown.cancelled().await;
-        tracing::info!("shutting down");
-        stop_server(handle).await;
-        let server_result = server_task.await;
-        if let Some(verifier) = verifier {
-            verifier.await.context("integration verifier panicked")?;
-        }
-        if let Some(worker_task) = worker_task {
-            worker_task.await.context("worker task panicked")?;
-        }
-        if let Some(reconciler_task) = reconciler_task {
-            reconciler_task.await.context("reconciler task panicked")?;
+        let died = tokio::select! {
+            _ = shutdown.cancelled() => None,
+            Some(ended) = parts.next() => Some(ended),
+        };
+        let result = match died {
+            None => {
+                tracing::info!("shutting down");
+                stop_server(handle).await;
+                Ok(())
+            }
+            Some((part, ending)) => {
+                let cause = ending.unwrap_or_else(|| "it returned".into());
+                tracing::error!(task = %part, cause = %cause, "a task stopped before shutdown was asked for; shutting down");
+                state.tasks.died(format!("{part} stopped: {cause}"));
+                shutdown.cancel();
+                // The server goes last, so /readyz keeps telling the load balancer why
+                // while the worker finishes its builds.
+                while parts.runs_besides(Part::Server) {
+                    let Some(ended) = parts.next().await else { break };
+                    log_failure(ended);
+                }
+                stop_server(handle).await;
+                Err(anyhow::anyhow!("the {part} stopped unexpectedly: {cause}"))
+            }
+        };
+        let mut failed = Vec::new();
+        while let Some(ended) = parts.next().await {
+            failed.extend(log_failure(ended));
         }
         state.store.close().await;
-        server_result.context("HTTP server task panicked")?.context("HTTP server failed")?;
+        result?;
+        if !failed.is_empty() {
+            anyhow::bail!("{} while stopping", failed.join("; "));
+        }
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Logs a part that failed while stopping and returns what it says; `None` for a part
+/// that stopped cleanly.
+fn log_failure((part, ending): (Part, supervisor::Ending)) -> Option<String> {
+    let cause = ending?;
+    tracing::error!(task = %part, cause = %cause, "a task failed while stopping");
+    Some(format!("the {part} failed: {cause}"))
 }
 
 /// The Buildkite REST client every part shares, counting its calls in `metrics`.
