@@ -34,9 +34,10 @@ use supervisor::{Part, Supervisor};
 pub enum Role {
     /// Receiver and workers in one process.
     All,
-    /// Webhooks and the admin API; publishes to the queue.
+    /// Webhooks and the admin API; publishes to the queue. Polls nothing.
     Receiver,
-    /// Consumes the queue. Still serves /healthz, /readyz and /metrics.
+    /// Consumes the queue, and polls Buildkite: the reconciler and the token verifier.
+    /// Still serves /healthz, /readyz and /metrics.
     Worker,
 }
 
@@ -79,7 +80,9 @@ impl Application {
         Self::build_inner(settings, role, Some(processor)).await
     }
 
-    /// The parts, each from its own section.
+    /// The parts, each from its own section. Everything that calls Buildkite on its own
+    /// schedule (the worker, the reconciler, the verifier) exists only in worker roles:
+    /// N receivers never poll N times.
     async fn build_inner(
         settings: Settings,
         role: Role,
@@ -105,7 +108,7 @@ impl Application {
         let tokens: Arc<dyn TokenSource> =
             Arc::new(StoreTokens::new(integrations.clone(), settings.buildkite.token.clone()));
         let reconciler = match Schedule::from_settings(&settings.reconciler) {
-            Some(schedule) if role.receives() => Some(Reconciler::new(
+            Some(schedule) if role.works() => Some(Reconciler::new(
                 buildkite.clone(),
                 tokens.clone(),
                 intake.clone(),

@@ -5,6 +5,17 @@
 //! CLI (`kitefix integrations …`) and the workers (`StoreTokens`) all go through
 //! [`Integrations`]. Tokens are held as `SecretString` from the moment they are read or
 //! decrypted; only the last four characters of an API token are ever shown.
+//!
+//! Who calls Buildkite: the worker side of the process (the pipeline, the reconciler and
+//! the periodic [`verifier`], all run only by `--role worker` and `--role all`). There
+//! is one allowed exception: [`Integrations::connect`] and [`Integrations::verify`] when
+//! an administrator calls them (admin API `routes::integrations`, the admin page, the
+//! `kitefix integrations` CLI). They check the token with Buildkite synchronously, inside
+//! the request, so the person connecting an organisation sees the answer (token
+//! rejected, scopes missing, organisation not visible) right away rather than later in
+//! a list. They are rare and operator-initiated, and each Buildkite call is bounded by
+//! the client's request timeout (`buildkite::ClientOptions`); the README's "Roles"
+//! section says the same for operators.
 
 pub mod cipher;
 mod error;

@@ -286,3 +286,49 @@ async fn after_an_outage_the_receiver_catches_up_on_builds_it_never_heard_of() {
     assert_eq!(metric(&text, "kitefix_reconciler_builds_total{outcome=\"queued\"}"), Some(1.0));
     assert_eq!(metric(&text, "kitefix_reconciler_builds_total{outcome=\"duplicate\"}"), Some(1.0));
 }
+
+#[tokio::test]
+async fn only_worker_processes_poll_buildkite() {
+    use crate::helpers::{TestConfig, spawn_app_with};
+    use kitefix::startup::Role;
+    let buildkite = MockServer::start().await;
+    mount_failed_builds(&buildkite, vec![]).await;
+    let config = |role, reuse, interval: u64| TestConfig {
+        role,
+        reuse,
+        overrides: vec![
+            ("buildkite.api_url", serde_json::json!(buildkite.uri())),
+            ("buildkite.token", serde_json::json!(bk::API_TOKEN)),
+            ("reconciler.interval_secs", serde_json::json!(interval)),
+        ],
+        ..Default::default()
+    };
+    // acme's webhooks arrive, so a reconciler's first pass (at start) would poll acme.
+    let first = spawn_app_with(config(Role::All, None, 0)).await;
+    let seen = failed_build(78);
+    first.post_signed("build.finished", seen.to_string().as_bytes()).await;
+    assert!(
+        first
+            .eventually(Duration::from_secs(10), || async {
+                first.store.build(&dedupe_key(&seen)).await.unwrap().is_some()
+            })
+            .await
+    );
+    let shared = first.stop().await;
+
+    let receiver = spawn_app_with(config(Role::Receiver, Some(shared), 300)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let polled_by_receiver = buildkite.received_requests().await.unwrap().len();
+    let receiver_metrics = receiver.metrics().await;
+    let shared = receiver.stop().await;
+    let worker = spawn_app_with(config(Role::Worker, Some(shared), 300)).await;
+    let worker_polled = worker
+        .eventually(Duration::from_secs(10), || async {
+            !buildkite.received_requests().await.unwrap().is_empty()
+        })
+        .await;
+
+    assert_eq!(polled_by_receiver, 0, "the receiver called Buildkite");
+    assert!(!receiver_metrics.contains("kitefix_reconciler_polls_total"), "{receiver_metrics}");
+    assert!(worker_polled, "the worker's first pass polls acme at start");
+}
