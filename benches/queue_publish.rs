@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kitefix::config::StoreBackend;
 use kitefix::queue::embedded::EmbeddedQueue;
 use kitefix::queue::rabbitmq::{RabbitMqOptions, RabbitMqQueue};
 use kitefix::queue::{Queue, QueueMessage};
@@ -83,7 +84,8 @@ async fn run(args: Args) {
             } else {
                 args.store.clone()
             };
-            let store = Store::connect(&SecretString::from(url), 16).await.expect("store");
+            let backend = StoreBackend::parse(SecretString::from(url)).expect("a store URL");
+            let store = Store::connect(&backend, 16).await.expect("store");
             Arc::new(EmbeddedQueue::new(store.db().clone(), Duration::from_secs(900), 8))
         }
         "rabbitmq" => {

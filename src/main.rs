@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kitefix::config::Settings;
 use kitefix::startup::{Application, Role};
 
 #[derive(Parser)]
@@ -57,12 +56,9 @@ fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
 }
 
 fn serve(config: Option<PathBuf>, role: Role) -> ExitCode {
-    let settings = match Settings::load(config.as_deref()) {
+    let settings = match kitefix::cli::load_settings(config.as_deref()) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("kitefix: {e}");
-            return ExitCode::from(78); // EX_CONFIG
-        }
+        Err(exit) => return exit,
     };
     kitefix::telemetry::init(&settings.log);
     let runtime =

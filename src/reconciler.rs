@@ -6,6 +6,10 @@
 //!
 //! Buildkite retries a failed webhook delivery only a few times and then drops it
 //! (reference/reliability.md), so without this a receiver outage loses analyses.
+//!
+//! It runs in the worker roles only (`--role worker`, `--role all`; see `startup.rs`):
+//! background calls to Buildkite stay on the worker side, and adding receiver replicas
+//! does not multiply the polling.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +19,7 @@ use prometheus::{IntCounterVec, Opts, Registry};
 use tokio_util::sync::CancellationToken;
 
 use crate::buildkite::BuildkiteClient;
+use crate::config::ReconcilerSettings;
 use crate::domain::{IntegrationId, OrgSlug};
 use crate::intake::{Accepted, Intake};
 use crate::integrations::Integrations;
@@ -71,17 +76,30 @@ impl ReconcilerMetrics {
     }
 }
 
-pub struct Reconciler {
-    pub client: BuildkiteClient,
-    pub intake: Intake,
-    pub store: Store,
-    pub tokens: Arc<dyn TokenSource>,
-    /// Connected integrations to poll besides the orgs seen on the shared route.
-    pub integrations: Arc<dyn IntegrationTargets>,
-    pub interval: Duration,
-    /// How far back the first pass for a new organisation looks.
+/// When the reconciler polls: every `every`, and how far back the first pass for a new
+/// organisation looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub every: Duration,
     pub lookback: Duration,
-    pub metrics: ReconcilerMetrics,
+}
+
+impl Schedule {
+    /// `None` when `reconciler.interval_secs = 0` turns the reconciler off.
+    pub fn from_settings(settings: &ReconcilerSettings) -> Option<Self> {
+        settings.interval.map(|every| Schedule { every, lookback: settings.lookback })
+    }
+}
+
+pub struct Reconciler {
+    client: BuildkiteClient,
+    intake: Intake,
+    store: Store,
+    tokens: Arc<dyn TokenSource>,
+    /// Connected integrations to poll besides the orgs seen on the shared route.
+    integrations: Arc<dyn IntegrationTargets>,
+    schedule: Schedule,
+    metrics: ReconcilerMetrics,
 }
 
 /// The connected organisations (from the integrations store).
@@ -121,14 +139,29 @@ pub struct PassSummary {
 }
 
 impl Reconciler {
+    /// Polls the organisations `integrations` lists and those seen on the shared webhook
+    /// route, with `tokens`, queueing what it finds through `intake` (and so with the
+    /// same dedupe as the webhook route).
+    pub fn new(
+        client: BuildkiteClient,
+        tokens: Arc<dyn TokenSource>,
+        intake: Intake,
+        store: Store,
+        integrations: Arc<dyn IntegrationTargets>,
+        schedule: Schedule,
+        metrics: ReconcilerMetrics,
+    ) -> Self {
+        Self { client, intake, store, tokens, integrations, schedule, metrics }
+    }
+
     /// Polls until `shutdown`; the first pass runs at once.
     pub async fn run(self, shutdown: CancellationToken) {
-        tracing::info!(interval_secs = self.interval.as_secs(), "reconciler started");
+        tracing::info!(interval_secs = self.schedule.every.as_secs(), "reconciler started");
         loop {
             self.pass().await;
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(self.interval) => {}
+                _ = tokio::time::sleep(self.schedule.every) => {}
             }
         }
         tracing::info!("reconciler stopped");
@@ -177,7 +210,7 @@ impl Reconciler {
         let cursor = self.store.reconcile_cursor(&key).await.map_err(|e| e.to_string())?;
         let from = match cursor.and_then(DateTime::from_timestamp_millis) {
             Some(t) => t - OVERLAP,
-            None => started - chrono::Duration::from_std(self.lookback).unwrap_or(OVERLAP),
+            None => started - chrono::Duration::from_std(self.schedule.lookback).unwrap_or(OVERLAP),
         };
         let token = self
             .tokens

@@ -1,5 +1,8 @@
 //! Wiring: build the store, queue, HTTP server and worker from `Settings`, run them
-//! until SIGTERM, then stop in order (zero2prod's `Application`, svix's roles).
+//! until SIGTERM (or until one of them dies), then stop in order (zero2prod's
+//! `Application`, svix's roles).
+
+mod supervisor;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -12,29 +15,29 @@ use tokio_util::sync::CancellationToken;
 
 use crate::buildkite::{BuildkiteClient, BuildkiteMetrics, ClientOptions};
 use crate::classify::Classifier;
-use crate::config::{QueueKind, Settings};
+use crate::config::{BuildkiteSettings, GitHubSettings, Settings};
 use crate::github::{GitHubAppConfig, GitHubClient, GitHubHost, GitHubMetrics, GitHubReporter};
 use crate::intake::Intake;
 use crate::integrations::{self, IntegrationMetrics, Integrations, StoreTokens};
 use crate::metrics::Metrics;
-use crate::queue::Queue;
-use crate::queue::embedded::EmbeddedQueue;
-use crate::queue::rabbitmq::{RabbitMqOptions, RabbitMqQueue};
-use crate::reconciler::{Reconciler, ReconcilerMetrics};
+use crate::queue;
+use crate::reconciler::{Reconciler, ReconcilerMetrics, Schedule};
 use crate::routes;
-use crate::state::AppState;
+use crate::state::{AppState, TaskHealth};
 use crate::store::Store;
 use crate::tokens::TokenSource;
 use crate::worker::{Pipeline, Processor, Reporter, Worker};
+use supervisor::{Part, Supervisor};
 
 /// Which parts run in this process (`serve --role`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
     /// Receiver and workers in one process.
     All,
-    /// Webhooks and the admin API; publishes to the queue.
+    /// Webhooks and the admin API; publishes to the queue. Polls nothing.
     Receiver,
-    /// Consumes the queue. Still serves /healthz, /readyz and /metrics.
+    /// Consumes the queue, and polls Buildkite: the reconciler and the token verifier.
+    /// Still serves /healthz, /readyz and /metrics.
     Worker,
 }
 
@@ -54,12 +57,11 @@ pub struct Application {
     server: Server,
     worker: Option<Worker>,
     reconciler: Option<Reconciler>,
+    /// How often this process re-verifies connected organisations.
+    verify_every: Option<Duration>,
     state: web::Data<AppState>,
     shutdown: CancellationToken,
     grace: Duration,
-    /// How often this process re-verifies connected organisations (worker roles only:
-    /// they are the ones using the tokens).
-    verify_every: Option<Duration>,
 }
 
 impl Application {
@@ -78,58 +80,46 @@ impl Application {
         Self::build_inner(settings, role, Some(processor)).await
     }
 
+    /// The parts, each from its own section. Everything that calls Buildkite on its own
+    /// schedule (the worker, the reconciler, the verifier) exists only in worker roles:
+    /// N receivers never poll N times.
     async fn build_inner(
         settings: Settings,
         role: Role,
         processor: Option<Arc<dyn Processor>>,
     ) -> anyhow::Result<Self> {
         let metrics = Metrics::new();
-        let store = Store::connect(&settings.store.url, settings.store.max_connections)
+        let store = Store::connect(&settings.store.backend, settings.store.max_connections)
             .await
             .context("store.url: cannot open the store")?;
-        let queue: Arc<dyn Queue> = match settings.queue.kind {
-            QueueKind::Embedded => Arc::new(EmbeddedQueue::new(
-                store.db().clone(),
-                Duration::from_secs(settings.queue.visibility_timeout_secs),
-                settings.queue.max_attempts,
-            )),
-            QueueKind::RabbitMq => Arc::new(RabbitMqQueue::start(RabbitMqOptions {
-                url: settings.queue.url.clone(),
-                prefix: settings.queue.prefix.clone(),
-                max_attempts: settings.queue.max_attempts,
-                publish_timeout: Duration::from_millis(settings.queue.publish_timeout_ms),
-                prefetch: settings.queue.prefetch,
-            })),
-        };
+        let queue = queue::connect(&settings.queue, store.db());
         let intake = Intake::new(store.clone(), queue.clone(), metrics.clone());
-        let buildkite =
-            BuildkiteClient::new(settings.buildkite.api_url.clone(), ClientOptions::default())
-                .context("buildkite.api_url")?
-                .with_metrics(BuildkiteMetrics::register(metrics.registry())?);
-        let integrations = Integrations::new(
+        let buildkite = buildkite_client(&settings.buildkite, &metrics)?;
+        let integrations = Integrations::from_settings(
+            &settings.security,
             store.clone(),
-            integrations::load_cipher(&settings).await.context("security.encryption_key_file")?,
             buildkite.clone(),
             IntegrationMetrics::register(metrics.registry())?,
-        );
+        )
+        .await
+        .context("security.encryption_key_file")?;
         integrations.refresh_gauge().await;
         // Connected organisations' tokens first, then `buildkite.token`.
         let tokens: Arc<dyn TokenSource> =
             Arc::new(StoreTokens::new(integrations.clone(), settings.buildkite.token.clone()));
-        let reconciler = (role.receives() && settings.reconciler.interval_secs > 0)
-            .then(|| -> anyhow::Result<Reconciler> {
-                Ok(Reconciler {
-                    client: buildkite.clone(),
-                    intake: intake.clone(),
-                    store: store.clone(),
-                    tokens: tokens.clone(),
-                    integrations: Arc::new(integrations.clone()),
-                    interval: Duration::from_secs(settings.reconciler.interval_secs),
-                    lookback: Duration::from_secs(settings.reconciler.lookback_secs),
-                    metrics: ReconcilerMetrics::register(metrics.registry())?,
-                })
-            })
-            .transpose()?;
+        let reconciler = match Schedule::from_settings(&settings.reconciler) {
+            Some(schedule) if role.works() => Some(Reconciler::new(
+                buildkite.clone(),
+                tokens.clone(),
+                intake.clone(),
+                store.clone(),
+                Arc::new(integrations.clone()),
+                schedule,
+                ReconcilerMetrics::register(metrics.registry())?,
+            )),
+            _ => None,
+        };
+        let verify_every = settings.integrations.verify_interval.filter(|_| role.works());
         let worker = if role.works() {
             let processor = match processor {
                 Some(p) => p,
@@ -141,7 +131,7 @@ impl Application {
                 metrics: metrics.clone(),
                 processor,
                 concurrency: settings.worker.concurrency,
-                build_timeout: Duration::from_secs(settings.worker.build_timeout_secs),
+                build_timeout: settings.worker.build_timeout,
             })
         } else {
             None
@@ -150,24 +140,27 @@ impl Application {
         let listener = TcpListener::bind(settings.server.bind)
             .with_context(|| format!("server.bind: cannot listen on {}", settings.server.bind))?;
         let port = listener.local_addr()?.port();
-        let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
-        let state =
-            web::Data::new(AppState { settings, store, queue, intake, integrations, metrics });
+        let grace = settings.server.shutdown_grace;
+        let state = web::Data::new(AppState {
+            settings,
+            store,
+            queue,
+            intake,
+            integrations,
+            metrics,
+            tasks: TaskHealth::default(),
+        });
         let server = run_http(listener, state.clone(), role, grace)?;
         tracing::info!(port, ?role, "kitefix listening");
-        let verify_every = match state.settings.integrations.verify_interval_secs {
-            secs if secs > 0 && role.works() => Some(Duration::from_secs(secs)),
-            _ => None,
-        };
         Ok(Self {
             port,
             server,
             worker,
             reconciler,
+            verify_every,
             state,
             shutdown: CancellationToken::new(),
             grace,
-            verify_every,
         })
     }
 
@@ -187,41 +180,89 @@ impl Application {
     /// Runs until SIGTERM/SIGINT or the shutdown token, then stops: the server stops
     /// accepting and finishes requests in flight, the worker takes no new message and
     /// finishes the builds it has; nothing unfinished is acked.
+    ///
+    /// If a part ends on its own first, that is a failure: it is logged, `/readyz`
+    /// answers 503 naming it while the others stop (the worker finishing its builds, the
+    /// server still answering), and the result is `Err`, so `kitefix serve` exits
+    /// non-zero and its supervisor (Kubernetes, systemd) restarts it.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Application {
-            server, worker, reconciler, state, shutdown, grace, verify_every, ..
+            server, worker, reconciler, verify_every, state, shutdown, grace, ..
         } = self;
         let handle = server.handle();
         tokio::spawn(stop_on_signal(shutdown.clone()));
-        let server_task = tokio::spawn(server);
-        let verifier = verify_every.map(|every| {
-            tokio::spawn(integrations::verifier::run(
-                state.integrations.clone(),
-                every,
-                shutdown.clone(),
-            ))
-        });
-        let worker_task = worker.map(|w| tokio::spawn(w.run(shutdown.clone(), grace)));
-        let reconciler_task = reconciler.map(|r| tokio::spawn(r.run(shutdown.clone())));
+        let mut parts = Supervisor::default();
+        parts.spawn_fallible(
+            Part::Server,
+            async move { server.await.context("HTTP server failed") },
+        );
+        if let Some(every) = verify_every {
+            let verifier =
+                integrations::verifier::run(state.integrations.clone(), every, shutdown.clone());
+            parts.spawn(Part::Verifier, verifier);
+        }
+        if let Some(worker) = worker {
+            parts.spawn(Part::Worker, worker.run(shutdown.clone(), grace));
+        }
+        if let Some(reconciler) = reconciler {
+            parts.spawn(Part::Reconciler, reconciler.run(shutdown.clone()));
+        }
 
-        shutdown.cancelled().await;
-        tracing::info!("shutting down");
-        stop_server(handle).await;
-        let server_result = server_task.await;
-        if let Some(verifier) = verifier {
-            verifier.await.context("integration verifier panicked")?;
-        }
-        if let Some(worker_task) = worker_task {
-            worker_task.await.context("worker task panicked")?;
-        }
-        if let Some(reconciler_task) = reconciler_task {
-            reconciler_task.await.context("reconciler task panicked")?;
+        let died = tokio::select! {
+            _ = shutdown.cancelled() => None,
+            Some(ended) = parts.next() => Some(ended),
+        };
+        let result = match died {
+            None => {
+                tracing::info!("shutting down");
+                stop_server(handle).await;
+                Ok(())
+            }
+            Some((part, ending)) => {
+                let cause = ending.unwrap_or_else(|| "it returned".into());
+                tracing::error!(task = %part, cause = %cause, "a task stopped before shutdown was asked for; shutting down");
+                state.tasks.died(format!("{part} stopped: {cause}"));
+                shutdown.cancel();
+                // The server goes last, so /readyz keeps telling the load balancer why
+                // while the worker finishes its builds.
+                while parts.runs_besides(Part::Server) {
+                    let Some(ended) = parts.next().await else { break };
+                    log_failure(ended);
+                }
+                stop_server(handle).await;
+                Err(anyhow::anyhow!("the {part} stopped unexpectedly: {cause}"))
+            }
+        };
+        let mut failed = Vec::new();
+        while let Some(ended) = parts.next().await {
+            failed.extend(log_failure(ended));
         }
         state.store.close().await;
-        server_result.context("HTTP server task panicked")?.context("HTTP server failed")?;
+        result?;
+        if !failed.is_empty() {
+            anyhow::bail!("{} while stopping", failed.join("; "));
+        }
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Logs a part that failed while stopping and returns what it says; `None` for a part
+/// that stopped cleanly.
+fn log_failure((part, ending): (Part, supervisor::Ending)) -> Option<String> {
+    let cause = ending?;
+    tracing::error!(task = %part, cause = %cause, "a task failed while stopping");
+    Some(format!("the {part} failed: {cause}"))
+}
+
+/// The Buildkite REST client every part shares, counting its calls in `metrics`.
+fn buildkite_client(
+    settings: &BuildkiteSettings,
+    metrics: &Metrics,
+) -> anyhow::Result<BuildkiteClient> {
+    Ok(BuildkiteClient::new(settings.api_url.clone(), ClientOptions::default())
+        .context("buildkite.api_url")?
+        .with_metrics(BuildkiteMetrics::register(metrics.registry())?))
 }
 
 /// The worker's real pipeline: Buildkite client, classifier, GitHub (or dry-run).
@@ -232,44 +273,43 @@ fn pipeline(
     buildkite: BuildkiteClient,
     tokens: Arc<dyn TokenSource>,
 ) -> anyhow::Result<Pipeline> {
-    let classifier = match &settings.classifier.rules_dir {
-        Some(dir) => Classifier::with_user_rules(dir).context("classifier.rules_dir")?,
-        None => Classifier::embedded().context("built-in classifier rules")?,
-    };
-    let github_host = match &settings.github.web_host {
-        Some(host) => GitHubHost::new(host),
-        None => GitHubHost::from_api_url(&settings.github.api_url)
-            .unwrap_or_else(GitHubHost::github_com),
-    };
-    let reporter = match &settings.github.app {
-        Some(app) => {
-            let config = GitHubAppConfig::from_key_file(
-                settings.github.api_url.clone(),
-                app.app_id,
-                &app.private_key_path,
-            )
-            .context("github.private_key_path")?;
-            let client = GitHubClient::new(&config, GitHubMetrics::register(metrics.registry())?)
-                .context("github")?;
-            Reporter::GitHub(GitHubReporter::new(Arc::new(client)))
-        }
-        None => {
-            tracing::info!(
-                "no GitHub App configured (github.app_id): dry-run, check runs are stored, not posted"
-            );
-            Reporter::DryRun
-        }
-    };
+    let classifier = Classifier::from_settings(&settings.classifier)
+        .context("classifier rules (built in, and classifier.rules_dir)")?;
     Ok(Pipeline {
         buildkite,
         tokens,
         classifier: Arc::new(classifier),
-        reporter,
-        github_host,
+        reporter: github_reporter(&settings.github, metrics)?,
+        github_host: github_host(&settings.github),
         store: store.clone(),
         metrics: metrics.clone(),
         jobs_per_build: settings.worker.jobs_per_build,
     })
+}
+
+/// The host pipelines' git URLs must name to count as GitHub: `github.web_host`, or the
+/// one `github.api_url` implies.
+fn github_host(settings: &GitHubSettings) -> GitHubHost {
+    match &settings.web_host {
+        Some(host) => GitHubHost::new(host),
+        None => GitHubHost::from_api_url(&settings.api_url).unwrap_or_else(GitHubHost::github_com),
+    }
+}
+
+/// Check runs go to GitHub through the configured App, or nowhere (dry-run).
+fn github_reporter(settings: &GitHubSettings, metrics: &Metrics) -> anyhow::Result<Reporter> {
+    let Some(app) = &settings.app else {
+        tracing::info!(
+            "no GitHub App configured (github.app_id): dry-run, check runs are stored, not posted"
+        );
+        return Ok(Reporter::DryRun);
+    };
+    let config =
+        GitHubAppConfig::from_key_file(settings.api_url.clone(), app.app_id, &app.private_key_path)
+            .context("github.private_key_path")?;
+    let client = GitHubClient::new(&config, GitHubMetrics::register(metrics.registry())?)
+        .context("github")?;
+    Ok(Reporter::GitHub(GitHubReporter::new(Arc::new(client))))
 }
 
 fn run_http(

@@ -25,6 +25,17 @@ pub(crate) const MAX_EXCERPT_LINES: u32 = 40;
 
 pub(crate) use crate::logs::LineTransform;
 
+impl Classifier {
+    /// The embedded rules, extended by `classifier.rules_dir` when it is set: what
+    /// `serve` runs and what `kitefix analyze --rules DIR` / `eval --rules DIR` run.
+    pub fn from_settings(settings: &crate::config::ClassifierSettings) -> Result<Self, RuleError> {
+        match &settings.rules_dir {
+            Some(dir) => Self::with_user_rules(dir),
+            None => Self::embedded(),
+        }
+    }
+}
+
 /// Raw bytes in, [`Analysis`] out: normaliser, optional transform, then a session.
 /// Push chunks as they arrive; memory stays bounded whatever the log's size.
 pub struct LogClassifier<'c, 't> {

@@ -50,12 +50,9 @@ pub enum IntegrationsCommand {
 
 /// Runs the command; `Err` is printed by `main` with exit status 1.
 pub fn run(args: IntegrationsArgs) -> anyhow::Result<ExitCode> {
-    let settings = match Settings::load(args.config.as_deref()) {
+    let settings = match super::load_settings(args.config.as_deref()) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("kitefix: {e}");
-            return Ok(ExitCode::from(78)); // EX_CONFIG
-        }
+        Err(exit) => return Ok(exit),
     };
     // Read before the runtime starts: stdin is a blocking read.
     let token = match &args.command {
@@ -64,7 +61,7 @@ pub fn run(args: IntegrationsArgs) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let store = Store::connect(&settings.store.url, 2)
+        let store = Store::connect(&settings.store.backend, 2)
             .await
             .context("store.url: cannot open the store")?;
         let result = execute(&settings, &store, args.command, token).await;
@@ -82,21 +79,25 @@ async fn execute(
     let buildkite =
         BuildkiteClient::new(settings.buildkite.api_url.clone(), ClientOptions::default())
             .context("buildkite.api_url")?;
-    let key_file = integrations::key_file(settings);
+    let key_file = integrations::key_file(&settings.security, store.backend());
     let key_existed = match &key_file {
         Some(path) => tokio::fs::try_exists(path).await.unwrap_or(true),
         None => true,
     };
-    let cipher = integrations::load_cipher(settings).await?;
+    let service = Integrations::from_settings(
+        &settings.security,
+        store.clone(),
+        buildkite,
+        IntegrationMetrics::unregistered()?,
+    )
+    .await?;
     if let (Some(path), false) = (&key_file, key_existed) {
         eprintln!(
             "kitefix: generated the encryption key {} (key {}); back it up with the database",
             path.display(),
-            cipher.key_id()
+            service.key_id()
         );
     }
-    let service =
-        Integrations::new(store.clone(), cipher, buildkite, IntegrationMetrics::unregistered()?);
     match command {
         IntegrationsCommand::Add { org, .. } => {
             let token = token.expect("read above");

@@ -1,14 +1,30 @@
-//! Offline commands: `kitefix analyze` (classify one log) and `kitefix eval` (score the
-//! classifier on a labelled manifest), and `kitefix integrations` (connected Buildkite
-//! organisations). `main.rs` wires their `Args` into the CLI.
+//! The commands besides `serve`: the offline `kitefix analyze` (classify one log) and
+//! `kitefix eval` (score the classifier on a labelled manifest), and `kitefix
+//! integrations` (connected Buildkite organisations, against the store `serve` uses; it
+//! checks tokens with Buildkite). `main.rs` wires their `Args` into the CLI.
 
 pub mod analyze;
 pub mod eval;
 pub mod integrations;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use crate::classify::{Classifier, RuleError};
+use crate::config::{ClassifierSettings, Settings};
+
+/// sysexits.h `EX_CONFIG`: what a command exits with when the configuration is wrong
+/// (https://man.freebsd.org/cgi/man.cgi?query=sysexits).
+pub const EX_CONFIG: u8 = 78;
+
+/// Loads the configuration for a command (`--config FILE`, then `KITEFIX_*`). On a
+/// mistake it prints every problem to stderr and gives the exit status to end with.
+pub fn load_settings(file: Option<&Path>) -> Result<Settings, ExitCode> {
+    Settings::load(file).map_err(|e| {
+        eprintln!("kitefix: {e}");
+        ExitCode::from(EX_CONFIG)
+    })
+}
 
 /// Output format of the offline commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -20,10 +36,8 @@ pub enum Format {
     Json,
 }
 
-/// The embedded rules, extended by a user's folder when one is given.
+/// The embedded rules, extended by a user's folder when one is given (`--rules`), the
+/// same way `serve` loads `classifier.rules_dir`.
 fn load_classifier(rules: Option<&Path>) -> Result<Classifier, RuleError> {
-    match rules {
-        Some(dir) => Classifier::with_user_rules(dir),
-        None => Classifier::embedded(),
-    }
+    Classifier::from_settings(&ClassifierSettings { rules_dir: rules.map(PathBuf::from) })
 }

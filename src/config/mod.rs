@@ -1,23 +1,35 @@
 //! Layered configuration: built-in defaults (`config/default.toml`), then the TOML file
 //! given with `--config`, then `KITEFIX_<SECTION>__<KEY>` environment variables.
 //!
-//! Loading is two steps. figment extracts the raw sections (type errors name the key and
-//! where the value came from); `validate` then checks every value and cross-field rule
-//! and reports *all* problems at once, each naming the key and how to fix it, so an
-//! operator fixes a broken deployment in one round.
+//! Loading is two steps. figment extracts the sections (type errors name the key and
+//! where the value came from); then each section checks its values (`check`, one per
+//! section, plus the rules that span two sections) and *all* problems are reported at
+//! once, each naming the key and how to fix it, so an operator fixes a broken deployment
+//! in one round.
+//!
+//! A section whose checked form has the same fields as the file is extracted straight
+//! into its settings type; the others (`Raw*`) are read as the file writes them and
+//! turned into what the code uses: the queue and store backends resolved
+//! ([`QueueBackend`], [`StoreBackend`]), secrets read from their `*_file`, URLs parsed.
+//! Durations are `Duration` everywhere; their keys keep the `_secs`/`_ms` names of the
+//! contract (`DESIGN.md`, `config/default.toml`).
 
+mod backend;
 mod byte_size;
+mod duration;
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+pub use backend::{QueueBackend, StoreBackend, UnknownStoreUrl};
 pub use byte_size::ByteSize;
 
 const DEFAULTS: &str = include_str!("../../config/default.toml");
@@ -44,8 +56,11 @@ pub struct Settings {
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub bind: SocketAddr,
+    /// Larger webhook bodies get 413.
     pub max_body_bytes: ByteSize,
-    pub shutdown_grace_secs: u64,
+    /// On shutdown, how long requests and builds in flight may take to finish
+    /// (`server.shutdown_grace_secs`).
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -53,9 +68,12 @@ pub struct WebhookSettings {
     /// The single-organisation webhook token; `None` refuses every webhook on
     /// `/webhooks/buildkite` with 401.
     pub token: Option<SecretString>,
-    pub max_skew_secs: u64,
+    /// Signature timestamps further than this from now are refused
+    /// (`webhook.max_skew_secs`).
+    pub max_skew: Duration,
 }
 
+/// `queue.kind` as written; the checked form is [`QueueBackend`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum QueueKind {
@@ -65,38 +83,53 @@ pub enum QueueKind {
 
 #[derive(Debug, Clone)]
 pub struct QueueSettings {
-    pub kind: QueueKind,
-    pub url: SecretString,
-    pub prefix: String,
+    pub backend: QueueBackend,
+    /// A message is dead-lettered after this many failed deliveries (both backends).
     pub max_attempts: u32,
-    pub publish_timeout_ms: u64,
-    pub prefetch: u16,
-    pub visibility_timeout_secs: u64,
+}
+
+impl QueueSettings {
+    pub fn kind(&self) -> QueueKind {
+        match self.backend {
+            QueueBackend::Embedded { .. } => QueueKind::Embedded,
+            QueueBackend::RabbitMq { .. } => QueueKind::RabbitMq,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
-    pub url: SecretString,
+    pub backend: StoreBackend,
     pub max_connections: u32,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WorkerSettings {
+    /// Builds processed at once by one worker process.
     pub concurrency: usize,
-    pub build_timeout_secs: u64,
+    /// Time limit for one build's work (`worker.build_timeout_secs`).
+    #[serde(rename = "build_timeout_secs", deserialize_with = "duration::secs")]
+    pub build_timeout: Duration,
+    /// Failed jobs of one build analysed at once.
     pub jobs_per_build: usize,
 }
 
 /// Polling Buildkite for failed builds whose webhook never arrived.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReconcilerSettings {
-    /// Seconds between passes; 0 turns the reconciler off.
-    pub interval_secs: u64,
-    /// How far back the first pass for an organisation looks.
-    pub lookback_secs: u64,
+    /// Time between passes; `None` (`reconciler.interval_secs = 0`) turns it off.
+    #[serde(rename = "interval_secs", deserialize_with = "duration::secs_or_off")]
+    pub interval: Option<Duration>,
+    /// How far back the first pass for an organisation looks
+    /// (`reconciler.lookback_secs`).
+    #[serde(rename = "lookback_secs", deserialize_with = "duration::secs")]
+    pub lookback: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClassifierSettings {
     /// A folder of user rule files layered over the built-in rules.
     pub rules_dir: Option<PathBuf>,
@@ -129,16 +162,21 @@ pub struct AdminSettings {
     pub token: Option<SecretString>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SecuritySettings {
+    /// The key that seals connected organisations' tokens; unset with SQLite, it is
+    /// generated next to the database file (`integrations::key_file`).
     pub encryption_key_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IntegrationsSettings {
-    /// How often connected organisations' tokens are checked with Buildkite again; 0
-    /// turns the check off.
-    pub verify_interval_secs: u64,
+    /// How often connected organisations' tokens are checked with Buildkite again;
+    /// `None` (`integrations.verify_interval_secs = 0`) turns the check off.
+    #[serde(rename = "verify_interval_secs", deserialize_with = "duration::secs_or_off")]
+    pub verify_interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -148,7 +186,8 @@ pub enum LogFormat {
     Pretty,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub format: LogFormat,
     pub level: String,
@@ -229,7 +268,7 @@ impl Settings {
                 })
                 .collect(),
         })?;
-        raw.validate()
+        raw.check()
     }
 
     /// The admin API is open without a token only when nothing but this machine can reach
@@ -252,15 +291,15 @@ struct RawSettings {
     webhook: RawWebhook,
     queue: RawQueue,
     store: RawStore,
-    worker: RawWorker,
-    classifier: RawClassifier,
-    reconciler: RawReconciler,
+    worker: WorkerSettings,
+    classifier: ClassifierSettings,
+    reconciler: ReconcilerSettings,
     buildkite: RawBuildkite,
     github: RawGitHub,
     admin: RawAdmin,
-    security: RawSecurity,
-    integrations: RawIntegrations,
-    log: RawLog,
+    security: SecuritySettings,
+    integrations: IntegrationsSettings,
+    log: LogSettings,
 }
 
 #[derive(Deserialize)]
@@ -268,7 +307,8 @@ struct RawSettings {
 struct RawServer {
     bind: String,
     max_body_bytes: ByteSize,
-    shutdown_grace_secs: u64,
+    #[serde(rename = "shutdown_grace_secs", deserialize_with = "duration::secs")]
+    shutdown_grace: Duration,
 }
 
 #[derive(Deserialize)]
@@ -276,9 +316,11 @@ struct RawServer {
 struct RawWebhook {
     token: Option<SecretString>,
     token_file: Option<PathBuf>,
-    max_skew_secs: u64,
+    #[serde(rename = "max_skew_secs", deserialize_with = "duration::secs")]
+    max_skew: Duration,
 }
 
+/// Every queue key; each backend keeps the ones it reads.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawQueue {
@@ -286,9 +328,11 @@ struct RawQueue {
     url: SecretString,
     prefix: String,
     max_attempts: u32,
-    publish_timeout_ms: u64,
+    #[serde(rename = "publish_timeout_ms", deserialize_with = "duration::millis")]
+    publish_timeout: Duration,
     prefetch: u16,
-    visibility_timeout_secs: u64,
+    #[serde(rename = "visibility_timeout_secs", deserialize_with = "duration::secs")]
+    visibility_timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -296,27 +340,6 @@ struct RawQueue {
 struct RawStore {
     url: SecretString,
     max_connections: u32,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawWorker {
-    concurrency: usize,
-    build_timeout_secs: u64,
-    jobs_per_build: usize,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawReconciler {
-    interval_secs: u64,
-    lookback_secs: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawClassifier {
-    rules_dir: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -341,25 +364,6 @@ struct RawGitHub {
 struct RawAdmin {
     token: Option<SecretString>,
     token_file: Option<PathBuf>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSecurity {
-    encryption_key_file: Option<PathBuf>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawIntegrations {
-    verify_interval_secs: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLog {
-    format: LogFormat,
-    level: String,
 }
 
 /// Collects problems while checking, so all of them are reported together.
@@ -428,99 +432,221 @@ impl Checker {
 }
 
 impl RawSettings {
-    fn validate(self) -> Result<Settings, ConfigError> {
-        use secrecy::ExposeSecret;
-
+    /// Checks every section in the order of `config/default.toml`, so problems are listed
+    /// in the order an operator reads the file.
+    fn check(self) -> Result<Settings, ConfigError> {
         let mut c = Checker::default();
+        let server = self.server.check(&mut c);
+        let webhook = self.webhook.check(&mut c);
+        let queue = self.queue.check(&mut c);
+        let store = self.store.check(&mut c);
+        self.security.check(&mut c, store.as_ref().map(|s| &s.backend));
+        self.worker.check(&mut c);
+        self.reconciler.check(&mut c);
+        self.classifier.check(&mut c);
+        if let Some(queue) = &queue {
+            build_fits_in_lease(&mut c, &self.worker, queue);
+        }
+        let buildkite = self.buildkite.check(&mut c);
+        let github = self.github.check(&mut c);
+        let admin = self.admin.check(&mut c);
+        self.log.check(&mut c);
 
-        let bind = self.server.bind.parse::<SocketAddr>().unwrap_or_else(|_| {
-            c.problem(
-                "server.bind",
-                format!(
-                    "`{}` is not an address with a port, like 127.0.0.1:8080",
-                    self.server.bind
-                ),
-            );
-            SocketAddr::from(([127, 0, 0, 1], 8080))
-        });
-        c.at_least("server.max_body_bytes", self.server.max_body_bytes.get(), 1024);
+        let (
+            Some(server),
+            Some(webhook),
+            Some(queue),
+            Some(store),
+            Some(buildkite),
+            Some(github),
+            Some(admin),
+        ) = (server, webhook, queue, store, buildkite, github, admin)
+        else {
+            return Err(ConfigError { problems: c.problems });
+        };
+        if !c.problems.is_empty() {
+            return Err(ConfigError { problems: c.problems });
+        }
+        Ok(Settings {
+            server,
+            webhook,
+            queue,
+            store,
+            worker: self.worker,
+            classifier: self.classifier,
+            reconciler: self.reconciler,
+            buildkite,
+            github,
+            admin,
+            security: self.security,
+            integrations: self.integrations,
+            log: self.log,
+        })
+    }
+}
 
-        let webhook_token = c.secret("webhook.token", self.webhook.token, self.webhook.token_file);
-        if let Some(t) = &webhook_token
+impl RawServer {
+    fn check(self, c: &mut Checker) -> Option<ServerSettings> {
+        let bind = match self.bind.parse::<SocketAddr>() {
+            Ok(bind) => Some(bind),
+            Err(_) => {
+                c.problem(
+                    "server.bind",
+                    format!("`{}` is not an address with a port, like 127.0.0.1:8080", self.bind),
+                );
+                None
+            }
+        };
+        c.at_least("server.max_body_bytes", self.max_body_bytes.get(), 1024);
+        Some(ServerSettings {
+            bind: bind?,
+            max_body_bytes: self.max_body_bytes,
+            shutdown_grace: self.shutdown_grace,
+        })
+    }
+}
+
+impl RawWebhook {
+    fn check(self, c: &mut Checker) -> Option<WebhookSettings> {
+        let token = c.secret("webhook.token", self.token, self.token_file);
+        if let Some(t) = &token
             && t.expose_secret().len() < 8
         {
             c.problem("webhook.token", "is too short to be a Buildkite webhook token");
         }
-        c.at_least("webhook.max_skew_secs", self.webhook.max_skew_secs, 1);
+        c.at_least("webhook.max_skew_secs", self.max_skew.as_secs(), 1);
+        Some(WebhookSettings { token, max_skew: self.max_skew })
+    }
+}
 
-        match Url::parse(self.queue.url.expose_secret()) {
-            Ok(u) if matches!(u.scheme(), "amqp" | "amqps") => {}
-            // The value may hold a password: never echo it back.
-            _ => c.problem("queue.url", "must be an amqp:// or amqps:// URL"),
-        }
-        if self.queue.prefix.is_empty()
-            || !self.queue.prefix.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
-        {
-            c.problem("queue.prefix", "must be non-empty letters, digits, `-`, `_` or `.`");
-        }
-        c.at_least("queue.max_attempts", self.queue.max_attempts, 1);
-        c.at_least("queue.publish_timeout_ms", self.queue.publish_timeout_ms, 10);
-        c.at_least("queue.prefetch", self.queue.prefetch, 1);
-        c.at_least("queue.visibility_timeout_secs", self.queue.visibility_timeout_secs, 5);
+impl RawQueue {
+    /// Only the chosen backend's keys are checked: an embedded queue never reads
+    /// `queue.url`, so a placeholder there must not stop it.
+    fn check(self, c: &mut Checker) -> Option<QueueSettings> {
+        let backend = match self.kind {
+            QueueKind::Embedded => {
+                c.at_least("queue.max_attempts", self.max_attempts, 1);
+                c.at_least("queue.visibility_timeout_secs", self.visibility_timeout.as_secs(), 5);
+                QueueBackend::Embedded { visibility_timeout: self.visibility_timeout }
+            }
+            QueueKind::RabbitMq => {
+                match Url::parse(self.url.expose_secret()) {
+                    Ok(u) if matches!(u.scheme(), "amqp" | "amqps") => {}
+                    // The value may hold a password: never echo it back.
+                    _ => c.problem("queue.url", "must be an amqp:// or amqps:// URL"),
+                }
+                if self.prefix.is_empty()
+                    || !self
+                        .prefix
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+                {
+                    c.problem("queue.prefix", "must be non-empty letters, digits, `-`, `_` or `.`");
+                }
+                c.at_least("queue.max_attempts", self.max_attempts, 1);
+                c.at_least("queue.publish_timeout_ms", self.publish_timeout.as_millis(), 10);
+                c.at_least("queue.prefetch", self.prefetch, 1);
+                QueueBackend::RabbitMq {
+                    url: self.url,
+                    prefix: self.prefix,
+                    prefetch: self.prefetch,
+                    publish_timeout: self.publish_timeout,
+                }
+            }
+        };
+        Some(QueueSettings { backend, max_attempts: self.max_attempts })
+    }
+}
 
-        let store_url = self.store.url.expose_secret();
-        if !(store_url.starts_with("sqlite:")
-            || store_url.starts_with("postgres://")
-            || store_url.starts_with("postgresql://"))
-        {
-            c.problem("store.url", "must start with sqlite:// or postgres://");
+impl RawStore {
+    fn check(self, c: &mut Checker) -> Option<StoreSettings> {
+        let backend =
+            StoreBackend::parse(self.url).map_err(|e| c.problem("store.url", e.to_string()));
+        c.at_least("store.max_connections", self.max_connections, 1);
+        Some(StoreSettings { backend: backend.ok()?, max_connections: self.max_connections })
+    }
+}
+
+impl SecuritySettings {
+    /// With PostgreSQL the key must be given and exist: every replica must seal with the
+    /// same key, so none may make up its own. `store` is `None` when `store.url` is bad.
+    fn check(&self, c: &mut Checker, store: Option<&StoreBackend>) {
+        if !store.is_some_and(StoreBackend::is_postgres) {
+            return;
         }
-        c.at_least("store.max_connections", self.store.max_connections, 1);
-        let postgres = store_url.starts_with("postgres");
-        if postgres && self.security.encryption_key_file.is_none() {
-            c.problem(
+        match &self.encryption_key_file {
+            None => c.problem(
                 "security.encryption_key_file",
                 "is required with a PostgreSQL store (every replica needs the same key): create one with `openssl rand -hex 32 > kitefix.key && chmod 600 kitefix.key` and point this key at it",
-            );
-        }
-        if let Some(path) = &self.security.encryption_key_file
-            && postgres
-            && !path.is_file()
-        {
-            c.problem(
+            ),
+            Some(path) if !path.is_file() => c.problem(
                 "security.encryption_key_file",
                 format!(
                     "`{}` is not a readable file; create it with `openssl rand -hex 32 > {0}`",
                     path.display()
                 ),
-            );
+            ),
+            Some(_) => {}
         }
-        c.at_least("worker.concurrency", self.worker.concurrency, 1);
-        c.at_least("worker.build_timeout_secs", self.worker.build_timeout_secs, 1);
-        c.at_least("worker.jobs_per_build", self.worker.jobs_per_build, 1);
-        if self.reconciler.interval_secs != 0 && self.reconciler.interval_secs < 30 {
+    }
+}
+
+impl WorkerSettings {
+    fn check(&self, c: &mut Checker) {
+        c.at_least("worker.concurrency", self.concurrency, 1);
+        c.at_least("worker.build_timeout_secs", self.build_timeout.as_secs(), 1);
+        c.at_least("worker.jobs_per_build", self.jobs_per_build, 1);
+    }
+}
+
+impl ReconcilerSettings {
+    fn check(&self, c: &mut Checker) {
+        if self.interval.is_some_and(|every| every < Duration::from_secs(30)) {
             c.problem(
                 "reconciler.interval_secs",
                 "must be 0 (off) or at least 30: each pass lists every connected organisation's failed builds and counts against Buildkite's rate limit",
             );
         }
-        if let Some(dir) = &self.classifier.rules_dir
+    }
+}
+
+impl ClassifierSettings {
+    fn check(&self, c: &mut Checker) {
+        if let Some(dir) = &self.rules_dir
             && !dir.is_dir()
         {
             c.problem("classifier.rules_dir", format!("`{}` is not a folder", dir.display()));
         }
-        if self.worker.build_timeout_secs >= self.queue.visibility_timeout_secs {
-            c.problem(
-                "worker.build_timeout_secs",
-                "must be shorter than queue.visibility_timeout_secs, or a slow build is handed to a second worker while the first still runs",
-            );
-        }
+    }
+}
 
-        let buildkite_api = c.http_url("buildkite.api_url", &self.buildkite.api_url);
-        let buildkite_token =
-            c.secret("buildkite.token", self.buildkite.token, self.buildkite.token_file);
-        let github_api = c.http_url("github.api_url", &self.github.api_url);
-        let web_host = self.github.web_host.map(|h| h.trim().to_ascii_lowercase());
+/// A build must finish within the embedded queue's lease, or a slow build is handed to a
+/// second worker while the first still runs. The lease is the embedded queue's own
+/// setting; RabbitMQ's counterpart is the broker's `consumer_timeout`
+/// (https://www.rabbitmq.com/docs/consumers#acknowledgement-timeout), not a kitefix key.
+fn build_fits_in_lease(c: &mut Checker, worker: &WorkerSettings, queue: &QueueSettings) {
+    if let QueueBackend::Embedded { visibility_timeout } = queue.backend
+        && worker.build_timeout >= visibility_timeout
+    {
+        c.problem(
+            "worker.build_timeout_secs",
+            "must be shorter than queue.visibility_timeout_secs, or a slow build is handed to a second worker while the first still runs",
+        );
+    }
+}
+
+impl RawBuildkite {
+    fn check(self, c: &mut Checker) -> Option<BuildkiteSettings> {
+        let api_url = c.http_url("buildkite.api_url", &self.api_url);
+        let token = c.secret("buildkite.token", self.token, self.token_file);
+        Some(BuildkiteSettings { api_url: api_url?, token })
+    }
+}
+
+impl RawGitHub {
+    fn check(self, c: &mut Checker) -> Option<GitHubSettings> {
+        let api_url = c.http_url("github.api_url", &self.api_url);
+        let web_host = self.web_host.map(|h| h.trim().to_ascii_lowercase());
         if let Some(h) = &web_host
             && (h.is_empty() || url::Host::parse(h).is_err() || h.contains(['/', ':', '@']))
         {
@@ -529,7 +655,7 @@ impl RawSettings {
                 format!("`{h}` is not a host name; set it to the host in your repositories' git URLs, e.g. `ghe.example.com`"),
             );
         }
-        let app = match (self.github.app_id, self.github.private_key_path) {
+        let app = match (self.app_id, self.private_key_path) {
             (Some(app_id), Some(path)) => {
                 if !path.is_file() {
                     c.problem(
@@ -552,67 +678,27 @@ impl RawSettings {
                 None
             }
         };
-        let admin_token = c.secret("admin.token", self.admin.token, self.admin.token_file);
-        if let Some(t) = &admin_token
+        Some(GitHubSettings { api_url: api_url?, web_host, app })
+    }
+}
+
+impl RawAdmin {
+    fn check(self, c: &mut Checker) -> Option<AdminSettings> {
+        let token = c.secret("admin.token", self.token, self.token_file);
+        if let Some(t) = &token
             && t.expose_secret().len() < 16
         {
             c.problem("admin.token", "must be at least 16 characters");
         }
-        if self.log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
-            c.problem(
-                "log.level",
-                format!("`{}` is not a tracing filter like `info`", self.log.level),
-            );
-        }
+        Some(AdminSettings { token })
+    }
+}
 
-        if !c.problems.is_empty() {
-            return Err(ConfigError { problems: c.problems });
+impl LogSettings {
+    fn check(&self, c: &mut Checker) {
+        if self.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
+            c.problem("log.level", format!("`{}` is not a tracing filter like `info`", self.level));
         }
-        Ok(Settings {
-            server: ServerSettings {
-                bind,
-                max_body_bytes: self.server.max_body_bytes,
-                shutdown_grace_secs: self.server.shutdown_grace_secs,
-            },
-            webhook: WebhookSettings {
-                token: webhook_token,
-                max_skew_secs: self.webhook.max_skew_secs,
-            },
-            queue: QueueSettings {
-                kind: self.queue.kind,
-                url: self.queue.url,
-                prefix: self.queue.prefix,
-                max_attempts: self.queue.max_attempts,
-                publish_timeout_ms: self.queue.publish_timeout_ms,
-                prefetch: self.queue.prefetch,
-                visibility_timeout_secs: self.queue.visibility_timeout_secs,
-            },
-            store: StoreSettings {
-                url: self.store.url,
-                max_connections: self.store.max_connections,
-            },
-            worker: WorkerSettings {
-                concurrency: self.worker.concurrency,
-                build_timeout_secs: self.worker.build_timeout_secs,
-                jobs_per_build: self.worker.jobs_per_build,
-            },
-            classifier: ClassifierSettings { rules_dir: self.classifier.rules_dir },
-            reconciler: ReconcilerSettings {
-                interval_secs: self.reconciler.interval_secs,
-                lookback_secs: self.reconciler.lookback_secs,
-            },
-            buildkite: BuildkiteSettings {
-                api_url: buildkite_api.expect("checked above"),
-                token: buildkite_token,
-            },
-            github: GitHubSettings { api_url: github_api.expect("checked above"), web_host, app },
-            admin: AdminSettings { token: admin_token },
-            security: SecuritySettings { encryption_key_file: self.security.encryption_key_file },
-            integrations: IntegrationsSettings {
-                verify_interval_secs: self.integrations.verify_interval_secs,
-            },
-            log: LogSettings { format: self.log.format, level: self.log.level },
-        })
     }
 }
 
@@ -639,11 +725,11 @@ mod tests {
         let s = load(&[]).unwrap();
         assert_eq!(s.server.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(s.server.max_body_bytes.get(), 5 << 20);
-        assert_eq!(s.queue.kind, QueueKind::Embedded);
+        assert_eq!(s.queue.kind(), QueueKind::Embedded);
         assert!(s.github.app.is_none(), "no App configured means dry-run");
         assert!(s.webhook.token.is_none());
         assert!(s.admin_open_without_token());
-        assert_eq!(s.integrations.verify_interval_secs, 3600);
+        assert_eq!(s.integrations.verify_interval, Some(Duration::from_secs(3600)));
         assert!(s.security.encryption_key_file.is_none(), "SQLite generates its key");
     }
 
@@ -652,6 +738,7 @@ mod tests {
         let err = load(&[
             ("server.bind", "localhost"),
             ("buildkite.api_url", "ftp://x"),
+            ("queue.kind", "rabbitmq"),
             ("queue.url", "http://guest:hunter22@x"),
         ])
         .unwrap_err();
@@ -660,7 +747,8 @@ mod tests {
 
     #[test]
     fn problems_never_echo_a_password() {
-        let err = load(&[("queue.url", "http://guest:hunter22@x")]).unwrap_err();
+        let err = load(&[("queue.kind", "rabbitmq"), ("queue.url", "http://guest:hunter22@x")])
+            .unwrap_err();
         assert!(!err.to_string().contains("hunter22"), "{err}");
     }
 
@@ -695,6 +783,49 @@ mod tests {
         assert_eq!(keys(err), ["security.encryption_key_file"]);
         assert!(text.contains("openssl rand -hex 32"), "says how to fix it: {text}");
         assert!(load(&[]).is_ok(), "SQLite generates its key");
+    }
+
+    #[test]
+    fn the_embedded_queue_ignores_the_rabbitmq_keys() {
+        let s = load(&[("queue.url", "not a url"), ("queue.prefix", "")]).unwrap();
+        assert!(matches!(
+            s.queue.backend,
+            QueueBackend::Embedded { visibility_timeout } if visibility_timeout == Duration::from_secs(900)
+        ));
+        let err = load(&[("queue.kind", "rabbitmq"), ("queue.prefix", "")]).unwrap_err();
+        assert_eq!(keys(err), ["queue.prefix"]);
+    }
+
+    #[test]
+    fn durations_keep_their_unit_from_the_key_name() {
+        let f = Figment::new()
+            .merge(Toml::string(DEFAULTS))
+            .merge(Serialized::default("queue.kind", "rabbitmq"))
+            .merge(Serialized::default("queue.publish_timeout_ms", 250))
+            .merge(Serialized::default("reconciler.interval_secs", 0));
+        let s = Settings::from_figment(f).unwrap();
+        let QueueBackend::RabbitMq { publish_timeout, .. } = s.queue.backend else {
+            panic!("rabbitmq was asked for")
+        };
+        assert_eq!(publish_timeout, Duration::from_millis(250));
+        assert_eq!(s.server.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(s.reconciler.interval, None, "0 turns the reconciler off");
+        assert_eq!(s.reconciler.lookback, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn the_store_backend_is_resolved_once() {
+        let s = load(&[]).unwrap();
+        assert!(matches!(
+            &s.store.backend,
+            StoreBackend::Sqlite { file: Some(f), .. } if f == Path::new("kitefix.db")
+        ));
+        let err = load(&[("store.url", "mysql://kitefix@db/kitefix")]).unwrap_err();
+        assert_eq!(
+            keys(err),
+            ["store.url"],
+            "no key-file problem for a store that is not PostgreSQL"
+        );
     }
 
     #[test]

@@ -5,6 +5,17 @@
 //! CLI (`kitefix integrations …`) and the workers (`StoreTokens`) all go through
 //! [`Integrations`]. Tokens are held as `SecretString` from the moment they are read or
 //! decrypted; only the last four characters of an API token are ever shown.
+//!
+//! Who calls Buildkite: the worker side of the process (the pipeline, the reconciler and
+//! the periodic [`verifier`], all run only by `--role worker` and `--role all`). There
+//! is one allowed exception: [`Integrations::connect`] and [`Integrations::verify`] when
+//! an administrator calls them (admin API `routes::integrations`, the admin page, the
+//! `kitefix integrations` CLI). They check the token with Buildkite synchronously, inside
+//! the request, so the person connecting an organisation sees the answer (token
+//! rejected, scopes missing, organisation not visible) right away rather than later in
+//! a list. They are rare and operator-initiated, and each Buildkite call is bounded by
+//! the client's request timeout (`buildkite::ClientOptions`); the README's "Roles"
+//! section says the same for operators.
 
 pub mod cipher;
 mod error;
@@ -20,7 +31,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use crate::buildkite::{BuildkiteClient, BuildkiteError};
-use crate::config::Settings;
+use crate::config::{SecuritySettings, StoreBackend};
 use crate::domain::OrgSlug;
 use crate::store::{IntegrationRecord, IntegrationStatus, Store, now_millis};
 
@@ -140,6 +151,19 @@ impl Integrations {
         metrics: IntegrationMetrics,
     ) -> Self {
         Self { store, cipher: Arc::new(cipher), buildkite, metrics }
+    }
+
+    /// The service `serve` and `kitefix integrations` both run: the key that
+    /// `security.encryption_key_file` names (or the one next to a SQLite store, see
+    /// [`key_file`]), over `store`, checking tokens with `buildkite`.
+    pub async fn from_settings(
+        security: &SecuritySettings,
+        store: Store,
+        buildkite: BuildkiteClient,
+        metrics: IntegrationMetrics,
+    ) -> Result<Self, CipherError> {
+        let cipher = load_cipher(security, store.backend()).await?;
+        Ok(Self::new(store, cipher, buildkite, metrics))
     }
 
     /// The id of the key new tokens are sealed with.
@@ -395,29 +419,34 @@ fn last4(token: &SecretString) -> String {
 
 /// Where the encryption key comes from: `security.encryption_key_file`, or, with a
 /// SQLite store, `<database file>.key` next to it (created with mode 0600 on first use).
-pub fn key_file(settings: &Settings) -> Option<PathBuf> {
-    if let Some(path) = &settings.security.encryption_key_file {
+/// `None` for an in-memory SQLite store, and for PostgreSQL without the key (which the
+/// config refuses).
+pub fn key_file(security: &SecuritySettings, store: &StoreBackend) -> Option<PathBuf> {
+    if let Some(path) = &security.encryption_key_file {
         return Some(path.clone());
     }
-    let url = settings.store.url.expose_secret();
-    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = path.split('?').next().unwrap_or("");
-    if path.is_empty() || path.contains(":memory:") || url.contains("mode=memory") {
-        return None;
+    match store {
+        StoreBackend::Sqlite { file: Some(file), .. } => {
+            let mut key = file.clone().into_os_string();
+            key.push(".key");
+            Some(PathBuf::from(key))
+        }
+        StoreBackend::Sqlite { file: None, .. } | StoreBackend::Postgres(_) => None,
     }
-    Some(PathBuf::from(format!("{path}.key")))
 }
 
-/// Loads the key `settings` name. With SQLite a missing key file is created (one
-/// machine, one store); with PostgreSQL it must exist, since every replica needs the
-/// same key.
-pub async fn load_cipher(settings: &Settings) -> Result<TokenCipher, CipherError> {
-    let sqlite = settings.store.url.expose_secret().starts_with("sqlite:");
-    match key_file(settings) {
-        Some(path) if sqlite => TokenCipher::load_or_create(&path).await,
-        Some(path) => TokenCipher::from_file(&path).await,
-        None if sqlite => Ok(TokenCipher::ephemeral()),
-        None => Err(CipherError::KeyFile {
+/// Loads the key `security` names for `store`. With SQLite a missing key file is
+/// created (one machine, one store); with PostgreSQL it must exist, since every replica
+/// needs the same key.
+pub async fn load_cipher(
+    security: &SecuritySettings,
+    store: &StoreBackend,
+) -> Result<TokenCipher, CipherError> {
+    match (key_file(security, store), store) {
+        (Some(path), StoreBackend::Sqlite { .. }) => TokenCipher::load_or_create(&path).await,
+        (Some(path), StoreBackend::Postgres(_)) => TokenCipher::from_file(&path).await,
+        (None, StoreBackend::Sqlite { .. }) => Ok(TokenCipher::ephemeral()),
+        (None, StoreBackend::Postgres(_)) => Err(CipherError::KeyFile {
             path: "(unset)".into(),
             problem: "required with a PostgreSQL store".into(),
         }),

@@ -13,13 +13,39 @@
 pub mod embedded;
 pub mod rabbitmq;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::config::{QueueBackend, QueueSettings};
 use crate::domain::{BuildFinished, DedupeKey, IntegrationId};
+use crate::store::Db;
+
+/// The queue `queue.kind` names: the embedded one in the store's database `db`, or a
+/// RabbitMQ client. Both start their background task on the current tokio runtime and
+/// connect lazily, so a broker that is down makes `/readyz` and publishes fail, not
+/// start-up (svix's `queue::new_pair` keeps this choice inside its queue module too).
+pub fn connect(settings: &QueueSettings, db: &Db) -> Arc<dyn Queue> {
+    match &settings.backend {
+        QueueBackend::Embedded { visibility_timeout } => Arc::new(embedded::EmbeddedQueue::new(
+            db.clone(),
+            *visibility_timeout,
+            settings.max_attempts,
+        )),
+        QueueBackend::RabbitMq { url, prefix, prefetch, publish_timeout } => {
+            Arc::new(rabbitmq::RabbitMqQueue::start(rabbitmq::RabbitMqOptions {
+                url: url.clone(),
+                prefix: prefix.clone(),
+                max_attempts: settings.max_attempts,
+                publish_timeout: *publish_timeout,
+                prefetch: *prefetch,
+            }))
+        }
+    }
+}
 
 /// What travels through the queue: the verified event and its dedupe key, never a
 /// secret (tokens are looked up by the worker from `integration_id`). Unknown fields are

@@ -1,5 +1,6 @@
 //! `/healthz` (the process answers) and `/readyz` (it can do its job: store and queue
-//! reachable). Kubernetes restarts on the first and routes traffic on the second.
+//! reachable, and none of its tasks has died). Kubernetes restarts on the first and
+//! routes traffic on the second.
 
 use std::time::Duration;
 
@@ -25,13 +26,17 @@ struct Readiness {
     status: &'static str,
     store: String,
     queue: String,
+    /// `ok`, or which supervised task died and why (the process is then going down).
+    tasks: String,
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let store = check(state.store.ping()).await;
     let queue = check(state.queue.ping()).await;
-    let ready = store == "ok" && queue == "ok";
-    let body = Readiness { status: if ready { "ready" } else { "unavailable" }, store, queue };
+    let tasks = state.tasks.death().unwrap_or_else(|| "ok".into());
+    let ready = store == "ok" && queue == "ok" && tasks == "ok";
+    let body =
+        Readiness { status: if ready { "ready" } else { "unavailable" }, store, queue, tasks };
     if ready {
         HttpResponse::Ok().json(body)
     } else {

@@ -106,7 +106,7 @@ pub(crate) async fn handle(
                     &credential,
                     &body,
                     now,
-                    state.settings.webhook.max_skew_secs,
+                    state.settings.webhook.max_skew.as_secs(),
                 )
             });
     if let Err(e) = verified {

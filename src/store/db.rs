@@ -1,4 +1,5 @@
-//! One connection pool, SQLite or PostgreSQL, chosen by `store.url`.
+//! One connection pool, SQLite or PostgreSQL, as `store.url` names it (resolved into a
+//! [`StoreBackend`] by the config).
 //!
 //! The SQL kitefix runs is the same text on both backends (`$n` placeholders work in
 //! SQLite too; times are integer milliseconds, JSON is text), so each query is written
@@ -9,12 +10,13 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
 use super::StoreError;
+use crate::config::StoreBackend;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -42,38 +44,40 @@ pub(crate) use with_pool;
 
 impl Db {
     /// Connects and brings the schema up to date.
-    pub async fn connect(url: &SecretString, max_connections: u32) -> Result<Self, StoreError> {
-        let url = url.expose_secret();
-        let db = if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)
-                .map_err(|e| StoreError::Config(format!("store.url is not a SQLite URL: {e}")))?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                // FULL: a commit is on disk before it returns, so an event we answered 2xx
-                // for survives a power cut, not only a process crash (sqlite.org/pragma.html#pragma_synchronous).
-                .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(5))
-                .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_with(options)
-                .await
-                .map_err(StoreError::from_connect)?;
-            SQLITE_MIGRATIONS.run(&pool).await?;
-            Db::Sqlite(pool)
-        } else {
-            let options = PgConnectOptions::from_str(url).map_err(|e| {
-                StoreError::Config(format!("store.url is not a PostgreSQL URL: {e}"))
-            })?;
-            let pool = PgPoolOptions::new()
-                .max_connections(max_connections)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_with(options)
-                .await
-                .map_err(StoreError::from_connect)?;
-            POSTGRES_MIGRATIONS.run(&pool).await?;
-            Db::Postgres(pool)
+    pub async fn connect(backend: &StoreBackend, max_connections: u32) -> Result<Self, StoreError> {
+        let db = match backend {
+            StoreBackend::Sqlite { url, .. } => {
+                let options = SqliteConnectOptions::from_str(url)
+                    .map_err(|e| StoreError::Config(format!("store.url is not a SQLite URL: {e}")))?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // FULL: a commit is on disk before it returns, so an event we answered 2xx
+                    // for survives a power cut, not only a process crash (sqlite.org/pragma.html#pragma_synchronous).
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_secs(5))
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(StoreError::from_connect)?;
+                SQLITE_MIGRATIONS.run(&pool).await?;
+                Db::Sqlite(pool)
+            }
+            StoreBackend::Postgres(url) => {
+                let options = PgConnectOptions::from_str(url.expose_secret()).map_err(|e| {
+                    StoreError::Config(format!("store.url is not a PostgreSQL URL: {e}"))
+                })?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(StoreError::from_connect)?;
+                POSTGRES_MIGRATIONS.run(&pool).await?;
+                Db::Postgres(pool)
+            }
         };
         Ok(db)
     }

@@ -13,7 +13,7 @@ pub use db::Db;
 pub(crate) use db::with_pool;
 pub use integrations::{IntegrationRecord, IntegrationStatus, Sealed};
 
-use secrecy::SecretString;
+use crate::config::StoreBackend;
 
 /// A store operation failed. `Unavailable` is what the webhook turns into a 503.
 #[derive(Debug, thiserror::Error)]
@@ -51,16 +51,22 @@ impl From<sqlx::Error> for StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
+    /// Where it lives: the encryption key of a SQLite store is kept next to its file.
+    backend: StoreBackend,
 }
 
 impl Store {
     #[tracing::instrument(name = "store.connect", skip_all)]
-    pub async fn connect(url: &SecretString, max_connections: u32) -> Result<Self, StoreError> {
-        Ok(Self { db: Db::connect(url, max_connections).await? })
+    pub async fn connect(backend: &StoreBackend, max_connections: u32) -> Result<Self, StoreError> {
+        Ok(Self { db: Db::connect(backend, max_connections).await?, backend: backend.clone() })
     }
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    pub fn backend(&self) -> &StoreBackend {
+        &self.backend
     }
 
     /// Reachable and answering (`/readyz`).

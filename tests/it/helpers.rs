@@ -270,6 +270,15 @@ impl TestApp {
         self.shared.clone()
     }
 
+    /// Waits up to `within` for the app to stop without being asked (a task died), and
+    /// returns how `run_until_stopped` ended; `None` if it is still running.
+    pub async fn stopped_by_itself(&mut self, within: Duration) -> Option<anyhow::Result<()>> {
+        let running = self.running.as_mut()?;
+        let ended = tokio::time::timeout(within, running).await.ok()?;
+        self.running = None;
+        Some(ended.expect("app task"))
+    }
+
     /// Posts a body with a valid signature made now.
     pub async fn post_signed(&self, event: &str, body: &[u8]) -> reqwest::Response {
         let header = signature::sign(WEBHOOK_TOKEN, chrono::Utc::now().timestamp(), body);
@@ -368,7 +377,9 @@ pub async fn test_store(kind: StoreKind) -> Option<(Store, Arc<tempfile::TempDir
             create_postgres_database().await
         }
     };
-    let store = Store::connect(&secrecy::SecretString::from(url), 4).await.expect("store connects");
+    let backend = kitefix::config::StoreBackend::parse(secrecy::SecretString::from(url))
+        .expect("a store URL");
+    let store = Store::connect(&backend, 4).await.expect("store connects");
     Some((store, dir))
 }
 

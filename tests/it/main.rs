@@ -22,4 +22,5 @@ mod reconciler;
 mod serve_process;
 mod shutdown;
 mod store_suite;
+mod supervision;
 mod webhook_receive;

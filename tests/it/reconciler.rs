@@ -11,7 +11,7 @@ use kitefix::intake::{Accepted, Intake};
 use kitefix::metrics::Metrics;
 use kitefix::queue::Queue;
 use kitefix::queue::embedded::EmbeddedQueue;
-use kitefix::reconciler::{IntegrationTargets, Reconciler, ReconcilerMetrics, Target};
+use kitefix::reconciler::{IntegrationTargets, Reconciler, ReconcilerMetrics, Schedule, Target};
 use kitefix::tokens::{TokenError, TokenSource};
 use secrecy::SecretString;
 use serde_json::Value;
@@ -20,6 +20,10 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{StoreKind, dedupe_key, failed_build, metric, test_store};
 use crate::stubs::buildkite::{self as bk, JobSpec};
+
+/// Passes are run by the tests themselves; the schedule only sets the first lookback.
+const SCHEDULE: Schedule =
+    Schedule { every: Duration::from_secs(300), lookback: Duration::from_secs(3600) };
 
 struct Setup {
     reconciler: Reconciler,
@@ -40,16 +44,15 @@ async fn setup(kind: StoreKind) -> Option<Setup> {
     let buildkite = MockServer::start().await;
     let client =
         BuildkiteClient::new(buildkite.uri().parse().unwrap(), ClientOptions::default()).unwrap();
-    let reconciler = Reconciler {
+    let reconciler = Reconciler::new(
         client,
-        intake: intake.clone(),
-        store: store.clone(),
-        tokens: Arc::new(ConfigToken(Some(SecretString::from(bk::API_TOKEN)))),
-        integrations: Arc::new(NoIntegrations),
-        interval: Duration::from_secs(300),
-        lookback: Duration::from_secs(3600),
-        metrics: ReconcilerMetrics::register(metrics.registry()).unwrap(),
-    };
+        Arc::new(ConfigToken(Some(SecretString::from(bk::API_TOKEN)))),
+        intake.clone(),
+        store.clone(),
+        Arc::new(NoIntegrations),
+        SCHEDULE,
+        ReconcilerMetrics::register(metrics.registry()).unwrap(),
+    );
     Some(Setup { reconciler, intake, store, queue, buildkite, metrics, _dir: dir })
 }
 
@@ -215,18 +218,16 @@ async fn a_connected_organisation_is_polled_with_its_own_token() {
     let metrics = Metrics::new();
     let queue: Arc<dyn Queue> =
         Arc::new(EmbeddedQueue::new(app.store.db().clone(), Duration::from_secs(60), 3));
-    let reconciler = Reconciler {
-        client: BuildkiteClient::new(buildkite.uri().parse().unwrap(), ClientOptions::default())
-            .unwrap(),
-        intake: Intake::new(app.store.clone(), queue, metrics.clone()),
-        store: app.store.clone(),
+    let reconciler = Reconciler::new(
+        BuildkiteClient::new(buildkite.uri().parse().unwrap(), ClientOptions::default()).unwrap(),
         // No config token: only the integration's own token can work.
-        tokens: Arc::new(StoreTokens::new(integrations.clone(), None)),
-        integrations: Arc::new(integrations),
-        interval: Duration::from_secs(300),
-        lookback: Duration::from_secs(3600),
-        metrics: ReconcilerMetrics::register(metrics.registry()).unwrap(),
-    };
+        Arc::new(StoreTokens::new(integrations.clone(), None)),
+        Intake::new(app.store.clone(), queue, metrics.clone()),
+        app.store.clone(),
+        Arc::new(integrations),
+        SCHEDULE,
+        ReconcilerMetrics::register(metrics.registry()).unwrap(),
+    );
 
     let results = reconciler.pass().await;
 
@@ -284,4 +285,50 @@ async fn after_an_outage_the_receiver_catches_up_on_builds_it_never_heard_of() {
     let text = after.metrics().await;
     assert_eq!(metric(&text, "kitefix_reconciler_builds_total{outcome=\"queued\"}"), Some(1.0));
     assert_eq!(metric(&text, "kitefix_reconciler_builds_total{outcome=\"duplicate\"}"), Some(1.0));
+}
+
+#[tokio::test]
+async fn only_worker_processes_poll_buildkite() {
+    use crate::helpers::{TestConfig, spawn_app_with};
+    use kitefix::startup::Role;
+    let buildkite = MockServer::start().await;
+    mount_failed_builds(&buildkite, vec![]).await;
+    let config = |role, reuse, interval: u64| TestConfig {
+        role,
+        reuse,
+        overrides: vec![
+            ("buildkite.api_url", serde_json::json!(buildkite.uri())),
+            ("buildkite.token", serde_json::json!(bk::API_TOKEN)),
+            ("reconciler.interval_secs", serde_json::json!(interval)),
+        ],
+        ..Default::default()
+    };
+    // acme's webhooks arrive, so a reconciler's first pass (at start) would poll acme.
+    let first = spawn_app_with(config(Role::All, None, 0)).await;
+    let seen = failed_build(78);
+    first.post_signed("build.finished", seen.to_string().as_bytes()).await;
+    assert!(
+        first
+            .eventually(Duration::from_secs(10), || async {
+                first.store.build(&dedupe_key(&seen)).await.unwrap().is_some()
+            })
+            .await
+    );
+    let shared = first.stop().await;
+
+    let receiver = spawn_app_with(config(Role::Receiver, Some(shared), 300)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let polled_by_receiver = buildkite.received_requests().await.unwrap().len();
+    let receiver_metrics = receiver.metrics().await;
+    let shared = receiver.stop().await;
+    let worker = spawn_app_with(config(Role::Worker, Some(shared), 300)).await;
+    let worker_polled = worker
+        .eventually(Duration::from_secs(10), || async {
+            !buildkite.received_requests().await.unwrap().is_empty()
+        })
+        .await;
+
+    assert_eq!(polled_by_receiver, 0, "the receiver called Buildkite");
+    assert!(!receiver_metrics.contains("kitefix_reconciler_polls_total"), "{receiver_metrics}");
+    assert!(worker_polled, "the worker's first pass polls acme at start");
 }
