@@ -125,14 +125,13 @@ impl Application {
                 Some(p) => p,
                 None => Arc::new(pipeline(&settings, &store, &metrics, buildkite, tokens)?),
             };
-            Some(Worker {
-                queue: queue.clone(),
-                store: store.clone(),
-                metrics: metrics.clone(),
+            Some(Worker::new(
+                queue.clone(),
+                store.clone(),
+                metrics.clone(),
                 processor,
-                concurrency: settings.worker.concurrency,
-                build_timeout: settings.worker.build_timeout,
-            })
+                &settings.worker,
+            ))
         } else {
             None
         };

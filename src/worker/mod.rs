@@ -28,15 +28,33 @@ use crate::store::{Store, Transition};
 /// What the worker needs, shared by every delivery task.
 #[derive(Clone)]
 pub(crate) struct Worker {
-    pub queue: Arc<dyn Queue>,
-    pub store: Store,
-    pub metrics: Metrics,
-    pub processor: Arc<dyn Processor>,
-    pub concurrency: usize,
-    pub build_timeout: Duration,
+    queue: Arc<dyn Queue>,
+    store: Store,
+    metrics: Metrics,
+    processor: Arc<dyn Processor>,
+    concurrency: usize,
+    build_timeout: Duration,
 }
 
 impl Worker {
+    /// A worker taking builds from `queue` for `processor`, as `worker.*` says.
+    pub(crate) fn new(
+        queue: Arc<dyn Queue>,
+        store: Store,
+        metrics: Metrics,
+        processor: Arc<dyn Processor>,
+        settings: &crate::config::WorkerSettings,
+    ) -> Self {
+        Self {
+            queue,
+            store,
+            metrics,
+            processor,
+            concurrency: settings.concurrency,
+            build_timeout: settings.build_timeout,
+        }
+    }
+
     /// Runs until `shutdown` is cancelled, then waits up to `grace` for builds in flight.
     /// Builds still running after that are abandoned unsettled: the queue delivers them
     /// again (lease expiry, or RabbitMQ requeueing on disconnect).
