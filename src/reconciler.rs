@@ -5,7 +5,7 @@
 //! recognised as a duplicate and analysed once.
 //!
 //! Buildkite retries a failed webhook delivery only a few times and then drops it
-//! (reference/reliability.md), so without this a receiver outage loses analyses.
+//! (docs/reference/reliability.md), so without this a receiver outage loses analyses.
 //!
 //! It runs in the worker roles only (`--role worker`, `--role all`; see `startup.rs`):
 //! background calls to Buildkite stay on the worker side, and adding receiver replicas

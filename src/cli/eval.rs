@@ -1,7 +1,7 @@
 //! `kitefix eval MANIFEST [--root DIR]`: scores the classifier on a labelled manifest in
-//! the format of `ci-eval/manifest.jsonl` (`ci-eval/SOURCE.md`, "Manifest fields").
+//! the format of `ci-eval/manifest.jsonl` (the corpus's `SOURCE.md`, "Manifest fields").
 //!
-//! Figures, as `reference/classification.md` §5 proposes them:
+//! Figures, as `docs/reference/classification.md` §5 proposes them:
 //! - strict accuracy (predicted category = `category`) and acceptable accuracy (= it or
 //!   one of `alt_categories`);
 //! - macro-F1 over the labelled categories;

@@ -12,7 +12,7 @@
 //! turned into what the code uses: the queue and store backends resolved
 //! ([`QueueBackend`], [`StoreBackend`]), secrets read from their `*_file`, URLs parsed.
 //! Durations are `Duration` everywhere; their keys keep the `_secs`/`_ms` names of the
-//! contract (`DESIGN.md`, `config/default.toml`).
+//! contract (`docs/design.md`, `config/default.toml`).
 
 mod backend;
 mod byte_size;
@@ -272,7 +272,7 @@ impl Settings {
     }
 
     /// The admin API is open without a token only when nothing but this machine can reach
-    /// it (DESIGN.md: "none: admin API only on a loopback bind").
+    /// it (docs/design.md: "none: admin API only on a loopback bind").
     pub fn admin_open_without_token(&self) -> bool {
         self.admin.token.is_none() && self.server.bind.ip().is_loopback()
     }

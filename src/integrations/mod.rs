@@ -40,7 +40,7 @@ pub use error::{ConnectError, IntegrationError};
 pub use metrics::IntegrationMetrics;
 pub use token_source::StoreTokens;
 
-/// Scopes a connected token must hold (buildkite.md §4): what the worker reads today and
+/// Scopes a connected token must hold (docs/reference/buildkite.md §4): what the worker reads today and
 /// what the planned features (artifacts, Test Engine, teams) will.
 pub const REQUIRED_SCOPES: [&str; 9] = [
     "read_teams",

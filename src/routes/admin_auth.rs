@@ -1,5 +1,5 @@
 //! Who may use `/api/*` and the admin page: the holder of `admin.token`, or without one,
-//! anyone who can reach a loopback bind (DESIGN.md: "none: admin API only on a loopback
+//! anyone who can reach a loopback bind (docs/design.md: "none: admin API only on a loopback
 //! bind").
 //!
 //! The API takes `Authorization: Bearer <token>`. The page also takes HTTP Basic with the

@@ -161,7 +161,7 @@ mod tests {
     use super::*;
 
     // Known-answer vector from buildkite/go-buildkite `webhook_test.go`
-    // (`TestValidatePayload`), cited in reference/buildkite.md §1.4.
+    // (`TestValidatePayload`), cited in docs/reference/buildkite.md §1.4.
     const KAT_TOKEN: &str = "29b1ff5779c76bd48ba6705eb99ff970";
     const KAT_HEADER: &str = "timestamp=1642080837,signature=582d496ac2d869dd97a3101c4cda346288c49a742592daf582ec64c86449f79c";
     const KAT_BODY: &[u8] = include_bytes!("../../tests/fixtures/buildkite/ping-known-answer.json");
