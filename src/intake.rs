@@ -1,6 +1,7 @@
 //! Accepting a verified failed build: dedupe, queue durably, record.
 //!
-//! The hot path of the receiver is one indexed read and one durable publish. Recording
+//! The hot path of the shared route is one indexed read and one durable publish (a
+//! connected organisation's route also reads and decrypts its webhook token first). Recording
 //! the build in the store is taken off it: a recorder task writes accepted builds in
 //! batches (one commit per batch), and a bounded in-memory set remembers keys accepted
 //! but not yet written, so a redelivery in between is still recognised. The record is a

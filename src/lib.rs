@@ -1,9 +1,18 @@
 //! kitefix: Buildkite failures explained on GitHub.
 //!
-//! `startup` wires everything; the pieces are the webhook receiver (`webhook`,
-//! `routes`, `intake`), the durable queue (`queue`), the store (`store`) and the worker
-//! (`worker`) with its pipeline: the Buildkite client (`buildkite`), the log pipeline
-//! (`logs`), the classifier (`classify`) and the GitHub reporter (`github`).
+//! `startup` wires everything from `config`. From the bottom up:
+//! - `domain`: the checked ids, the build (`BuildFinished`) and the report every part
+//!   passes on;
+//! - `logs` (normalise and redact) and `classify` (the rule engine): pure, no I/O;
+//! - `render`: a report as the check run a reader sees;
+//! - the edges: `webhook` (verify and parse), `buildkite` (REST client), `github`
+//!   (check runs), `integrations` (connected organisations, sealed tokens, `tokens`);
+//! - the middle: `store`, `queue`, `intake` (dedupe and queue what the routes and the
+//!   `reconciler` accept), `worker` (the pipeline, and the one owner of a build's fate);
+//! - the front: `routes` (HTTP, admin page and API, `error` codes), `metrics`,
+//!   `telemetry`, and `cli` for the commands besides `serve`.
+//!
+//! Design and the facts the code relies on: `docs/design.md`, `docs/reference/`.
 #![forbid(unsafe_code)]
 
 pub mod buildkite;

@@ -1,7 +1,7 @@
 //! The commands besides `serve`: the offline `kitefix analyze` (classify one log) and
 //! `kitefix eval` (score the classifier on a labelled manifest), and `kitefix
-//! integrations` (connected Buildkite organisations, against the store `serve` uses; it
-//! checks tokens with Buildkite). `main.rs` wires their `Args` into the CLI.
+//! integrations`, which is not offline: it writes the store `serve` uses and checks
+//! tokens with Buildkite. `main.rs` wires their `Args` into the CLI.
 
 pub mod analyze;
 pub mod eval;

@@ -1,4 +1,6 @@
-//! Durable state: which builds were accepted and what became of them.
+//! Durable state: which builds were accepted and what became of them, the connected
+//! organisations with their sealed tokens, the reconciler's cursors, and the embedded
+//! queue's messages.
 //!
 //! SQLite for the embedded default, PostgreSQL for clusters (`store.url`). The embedded
 //! queue keeps its messages in the same database (`queue::embedded`).
