@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Classifier vs grep on one generated log, in the same run: wall time, throughput and peak
 # RSS of `kitefix analyze` and of `grep -E -f` with the classifier's own patterns
-# (`kitefix analyze --dump-patterns`, translated to POSIX ERE). Also runs kitefix on a
+# (`examples/ere-patterns`, translated to POSIX ERE). Also runs kitefix on a
 # 64 MiB log to show that its peak RSS does not grow with the log.
 #
 #   benches/classify-vs-grep.sh            # 1 GiB
@@ -20,16 +20,17 @@ cd "$(dirname "$0")/.."
 cleanup() { if [ "${KEEP:-0}" != 1 ]; then rm -f "$WORK/big.log" "$WORK/small.log"; fi; }
 trap cleanup EXIT
 
-# KITEFIX_BIN_DIR: a folder holding already built `kitefix` and `examples/synth-log`.
+# KITEFIX_BIN_DIR: a folder holding already built `kitefix`, `examples/synth-log` and
+# `examples/ere-patterns`.
 if [ -n "${KITEFIX_BIN_DIR:-}" ]; then
     BIN=$KITEFIX_BIN_DIR
 else
-    cargo build --release --quiet --bin kitefix --example synth-log
+    cargo build --release --quiet --bin kitefix --example synth-log --example ere-patterns
     BIN=${CARGO_TARGET_DIR:-target}/release
 fi
 "$BIN/examples/synth-log" "$SIZE" > "$WORK/big.log"
 "$BIN/examples/synth-log" "$SMALL" > "$WORK/small.log"
-"$BIN/kitefix" analyze --dump-patterns - < /dev/null > "$WORK/patterns.ere"
+"$BIN/examples/ere-patterns" > "$WORK/patterns.ere"
 echo "patterns: $(wc -l < "$WORK/patterns.ere") (POSIX ERE)"
 
 # measure LABEL FILE CMD...: prints seconds, MB/s and peak RSS from GNU time -v.

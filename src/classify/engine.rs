@@ -214,7 +214,7 @@ impl Classifier {
     }
 
     /// The rules, in priority-independent file order.
-    pub(crate) fn rules(&self) -> &[Rule] {
+    pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
 

@@ -318,7 +318,7 @@ impl Rule {
     }
 
     /// The rule's patterns as written.
-    pub(crate) fn patterns(&self) -> impl Iterator<Item = &str> {
+    pub fn patterns(&self) -> impl Iterator<Item = &str> {
         self.patterns.iter().map(Regex::as_str)
     }
 

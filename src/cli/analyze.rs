@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use super::{Format, load_classifier};
-use crate::classify::{Analysis, Classifier, JobMeta, classify_reader};
+use crate::classify::{Analysis, JobMeta, classify_reader};
 use crate::logs::redact::Redactor;
 
 /// Arguments of `kitefix analyze`.
@@ -33,10 +33,6 @@ pub struct AnalyzeArgs {
     /// A folder of rule files (`*.toml`) replacing or adding to the built-in rules.
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
-    /// Print every rule pattern as a POSIX extended regex, one per line, and exit (for
-    /// comparing with `grep -E -f`, see benches/classify-vs-grep.sh).
-    #[arg(long, hide = true)]
-    pub dump_patterns: bool,
     /// Print the normalised lines (`number<TAB>section<TAB>text`) instead of classifying:
     /// what the rules see.
     #[arg(long, hide = true)]
@@ -46,17 +42,6 @@ pub struct AnalyzeArgs {
 /// Runs `kitefix analyze`.
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let classifier = load_classifier(args.rules.as_deref())?;
-    if args.dump_patterns {
-        let mut out = std::io::stdout().lock();
-        let (patterns, skipped) = ere_patterns(&classifier);
-        for p in patterns {
-            writeln!(out, "{p}")?;
-        }
-        if skipped > 0 {
-            eprintln!("{skipped} patterns have no POSIX ERE equivalent and were left out");
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
     if args.dump_lines {
         return dump_lines(&args.input);
     }
@@ -162,104 +147,6 @@ pub fn render_text(a: &Analysis) -> String {
     s
 }
 
-/// Every rule pattern translated to POSIX ERE (GNU grep dialect), and how many could not
-/// be translated.
-pub fn ere_patterns(classifier: &Classifier) -> (Vec<String>, usize) {
-    let mut out = Vec::new();
-    let mut skipped = 0;
-    for rule in classifier.rules() {
-        for p in rule.patterns() {
-            match to_ere(p) {
-                Some(e) => out.push(e),
-                None => skipped += 1,
-            }
-        }
-    }
-    (out, skipped)
-}
-
-/// Translates the subset of Rust regex syntax the rules use into GNU ERE: named and
-/// non-capturing groups become plain groups, Perl classes become POSIX ones, a leading
-/// `(?i)` is dropped (GNU grep has no inline flags; the timing is what is compared).
-fn to_ere(pattern: &str) -> Option<String> {
-    let pattern = pattern.strip_prefix("(?i)").unwrap_or(pattern);
-    let mut out = String::with_capacity(pattern.len() + 16);
-    let mut chars = pattern.chars().peekable();
-    let mut in_class = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                let n = chars.next()?;
-                let (outside, inside) = match n {
-                    'd' => ("[0-9]", "0-9"),
-                    'D' => ("[^0-9]", ""),
-                    's' => ("[[:space:]]", "[:space:]"),
-                    'S' => ("[^[:space:]]", ""),
-                    'w' => ("[[:alnum:]_]", "[:alnum:]_"),
-                    'W' => ("[^[:alnum:]_]", ""),
-                    'b' => ("\\b", ""),
-                    't' => ("\t", "\t"),
-                    _ => ("", ""),
-                };
-                if in_class {
-                    if !inside.is_empty() {
-                        out.push_str(inside);
-                    } else if "dDsSwWb".contains(n) {
-                        return None;
-                    } else {
-                        // Escaped punctuation inside a bracket expression is literal.
-                        if n == ']' || n == '[' || n == '\\' || n == '^' || n == '-' {
-                            return None;
-                        }
-                        out.push(n);
-                    }
-                } else if !outside.is_empty() {
-                    out.push_str(outside);
-                } else if n.is_ascii_alphanumeric() {
-                    return None;
-                } else {
-                    out.push('\\');
-                    out.push(n);
-                }
-            }
-            '(' if !in_class && chars.peek() == Some(&'?') => {
-                chars.next();
-                match chars.next()? {
-                    ':' => out.push('('),
-                    'P' => {
-                        if chars.next()? != '<' {
-                            return None;
-                        }
-                        for c in chars.by_ref() {
-                            if c == '>' {
-                                break;
-                            }
-                        }
-                        out.push('(');
-                    }
-                    _ => return None,
-                }
-            }
-            '[' if !in_class => {
-                in_class = true;
-                out.push('[');
-                if chars.peek() == Some(&'^') {
-                    out.push(chars.next()?);
-                }
-                if chars.peek() == Some(&']') {
-                    out.push(chars.next()?);
-                }
-            }
-            ']' if in_class => {
-                in_class = false;
-                out.push(']');
-            }
-            _ => out.push(c),
-        }
-    }
-    Some(out)
-}
-
 /// Offline there is no job env to redact by value; secret-shaped strings still go.
 fn redactor() -> crate::classify::LineTransform<'static> {
     Redactor::patterns_only().line_redactor().into_transform()
@@ -268,16 +155,6 @@ fn redactor() -> crate::classify::LineTransform<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn translates_rust_syntax_to_ere() {
-        assert_eq!(
-            to_ere(r"^(?P<path>[^:\s]+):(?P<line>\d+): (?:error|fatal)\b").as_deref(),
-            Some(r"^([^:[:space:]]+):([0-9]+): (error|fatal)\b")
-        );
-        assert_eq!(to_ere(r"(?i)out of memory").as_deref(), Some("out of memory"));
-        assert_eq!(to_ere(r"a(?=b)"), None);
-    }
 
     #[test]
     fn text_report_marks_the_key_line() {
