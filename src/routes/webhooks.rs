@@ -5,14 +5,13 @@
 //! (401, on the raw bytes, before any parsing) → JSON and payload shape (400) → event
 //! kind (2xx and ignored) → durable queueing (202, or 503 when it cannot be done).
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures::StreamExt;
 use secrecy::SecretString;
 use serde::Serialize;
 
 use crate::domain::IntegrationId;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::intake::Accepted;
 use crate::state::AppState;
 use crate::webhook::signature::{self, Credential, SIGNATURE_HEADER, TOKEN_HEADER};
@@ -57,7 +56,10 @@ async fn receive_for_integration(
     let known = match &id {
         Some(id) => state.integrations.webhook_token(id.as_str()).await.map_err(|e| {
             tracing::error!(error = %e, "integration webhook token unavailable");
-            ApiError::unavailable("the webhook could not be checked right now; try again")
+            ApiError::new(
+                Code::Unavailable,
+                "the webhook could not be checked right now; try again",
+            )
         })?,
         None => None,
     };
@@ -90,12 +92,15 @@ pub(crate) async fn handle(
 
     let max = state.settings.server.max_body_bytes.get() as usize;
     let body = read_body(req, payload, max).await.inspect_err(|e| {
-        count(if e.status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_request" })
+        count(if e.code == Code::PayloadTooLarge { "too_large" } else { "bad_request" })
     })?;
 
     let Some(token) = token else {
         count("unauthorized");
-        return Err(ApiError::unauthorized(signature::AuthError::NotConfigured.to_string()));
+        return Err(ApiError::new(
+            Code::Unauthorized,
+            signature::AuthError::NotConfigured.to_string(),
+        ));
     };
     let verified =
         Credential::from_headers(header(req, SIGNATURE_HEADER), header(req, TOKEN_HEADER))
@@ -113,12 +118,12 @@ pub(crate) async fn handle(
         // The presented value is never logged, only why it was refused.
         tracing::warn!(reason = %e, "webhook refused");
         count("unauthorized");
-        return Err(ApiError::unauthorized(e.to_string()));
+        return Err(ApiError::new(Code::Unauthorized, e.to_string()));
     }
 
     let event = event::parse(header_event, &body).map_err(|e| {
         count("bad_request");
-        ApiError::bad_request("invalid_payload", e.to_string())
+        ApiError::new(Code::InvalidPayload, e.to_string())
     })?;
     match event {
         WebhookEvent::Ping => {
@@ -160,7 +165,10 @@ pub(crate) async fn handle(
                 Err(e) => {
                     tracing::error!(error = %e, "could not queue the build");
                     count("unavailable");
-                    Err(ApiError::unavailable("the event could not be queued durably; try again"))
+                    Err(ApiError::new(
+                        Code::Unavailable,
+                        "the event could not be queued durably; try again",
+                    ))
                 }
             }
         }
@@ -180,8 +188,7 @@ async fn read_body(
 ) -> Result<web::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            Code::PayloadTooLarge,
             format!("body is larger than server.max_body_bytes ({max} bytes)"),
         )
     };
@@ -191,7 +198,7 @@ async fn read_body(
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(max));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
+        let chunk = chunk.map_err(|e| ApiError::new(Code::UnreadableBody, e.to_string()))?;
         if body.len() + chunk.len() > max {
             return Err(too_large());
         }
