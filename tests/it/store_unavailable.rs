@@ -1,0 +1,32 @@
+//! With the database unreachable, every route that reads it says "try again" (503 with
+//! `Retry-After`), not "our fault" (500): one `From<StoreError> for ApiError`
+//! (src/error.rs) for the admin API and the admin page.
+
+use kitefix::startup::Role;
+use serde_json::Value;
+
+use crate::helpers::{TestApp, TestConfig, spawn_app_with};
+
+/// A receiver whose store pool is closed: the app's own pool (`TestApp::store` is a clone
+/// of it), so every query fails as with a database that went away (`PoolClosed`).
+async fn app_with_store_down() -> TestApp {
+    let app = spawn_app_with(TestConfig { role: Role::Receiver, ..Default::default() }).await;
+    assert_eq!(app.get("/api/analyses").await.status(), 200, "sanity: up before the close");
+    app.store.close().await;
+    app
+}
+
+#[tokio::test]
+async fn the_admin_api_and_page_answer_503_with_retry_after() {
+    let app = app_with_store_down().await;
+
+    for path in ["/api/analyses", "/api/analyses?build_id=x", "/api/integrations", "/"] {
+        let response = app.get(path).await;
+
+        assert_eq!(response.status(), 503, "{path}");
+        assert_eq!(response.headers()["retry-after"], "5", "{path}");
+        let body: Value = response.json().await.expect("JSON error body");
+        assert_eq!(body["code"], "unavailable", "{path}");
+        assert_eq!(body["message"], "the store is unavailable; try again", "{path}");
+    }
+}
