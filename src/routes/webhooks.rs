@@ -114,14 +114,17 @@ pub(crate) async fn handle(
                     state.settings.webhook.max_skew.as_secs(),
                 )
             });
-    if let Err(e) = verified {
-        // The presented value is never logged, only why it was refused.
-        tracing::warn!(reason = %e, "webhook refused");
-        count("unauthorized");
-        return Err(ApiError::new(Code::Unauthorized, e.to_string()));
-    }
+    let verified = match verified {
+        Ok(verified) => verified,
+        Err(e) => {
+            // The presented value is never logged, only why it was refused.
+            tracing::warn!(reason = %e, "webhook refused");
+            count("unauthorized");
+            return Err(ApiError::new(Code::Unauthorized, e.to_string()));
+        }
+    };
 
-    let event = event::parse(header_event, &body).map_err(|e| {
+    let event = event::parse(header_event, verified).map_err(|e| {
         count("bad_request");
         ApiError::new(Code::InvalidPayload, e.to_string())
     })?;
