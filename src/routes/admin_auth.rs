@@ -8,7 +8,6 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
@@ -16,7 +15,7 @@ use base64::Engine as _;
 use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::state::AppState;
 
 /// What the request proves about its sender.
@@ -68,13 +67,12 @@ pub async fn require_admin(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     match check(&req, false) {
         Access::Granted => next.call(req).await,
-        Access::Unauthorized => {
-            Err(ApiError::unauthorized("admin API needs `Authorization: Bearer <admin.token>`")
-                .into())
-        }
-        Access::Disabled => {
-            Err(ApiError::new(StatusCode::FORBIDDEN, "admin_disabled", DISABLED).into())
-        }
+        Access::Unauthorized => Err(ApiError::new(
+            Code::Unauthorized,
+            "admin API needs `Authorization: Bearer <admin.token>`",
+        )
+        .into()),
+        Access::Disabled => Err(ApiError::new(Code::AdminDisabled, DISABLED).into()),
     }
 }
 

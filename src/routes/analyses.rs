@@ -22,7 +22,8 @@ async fn list_analyses(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
-    let mut builds = state.store.recent_builds(limit).await.map_err(|e| ApiError::internal(&e))?;
+    // A database that is down answers 503 (`From<StoreError> for ApiError`).
+    let mut builds = state.store.recent_builds(limit).await?;
     if let Some(id) = &query.build_id {
         builds.retain(|b| b.event.build_id.as_str() == id);
     }

@@ -1,16 +1,14 @@
 //! `/api/integrations`: connect a Buildkite organisation, list, verify, remove. The
 //! logic is in `crate::integrations`; this module maps it to HTTP.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::integrations::{ConnectError, IntegrationError};
 use crate::state::AppState;
-use crate::store::StoreError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/integrations", web::get().to(list))
@@ -26,53 +24,37 @@ struct ConnectRequest {
     api_token: SecretString,
 }
 
+/// The one mapping of a failed connect to HTTP; the admin page takes its status from here.
 impl From<ConnectError> for ApiError {
     fn from(e: ConnectError) -> Self {
-        let unprocessable =
-            |code| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string());
-        match &e {
-            ConnectError::InvalidOrg(_) => ApiError::bad_request("invalid_org_slug", e.to_string()),
-            ConnectError::EmptyToken => ApiError::bad_request("invalid_api_token", e.to_string()),
-            ConnectError::Rejected => unprocessable("token_rejected"),
+        let message = e.to_string();
+        match e {
+            ConnectError::InvalidOrg(_) => ApiError::new(Code::InvalidOrgSlug, message),
+            ConnectError::EmptyToken => ApiError::new(Code::InvalidApiToken, message),
+            ConnectError::Rejected => ApiError::new(Code::TokenRejected, message),
             ConnectError::MissingScopes { missing } => {
-                let missing = missing.clone();
-                unprocessable("missing_scopes").with_detail("missing_scopes", missing)
+                ApiError::new(Code::MissingScopes, message).with_detail("missing_scopes", missing)
             }
-            ConnectError::OrgNotVisible { .. } => unprocessable("org_not_visible"),
+            ConnectError::OrgNotVisible { .. } => ApiError::new(Code::OrgNotVisible, message),
             ConnectError::AlreadyConnected { id, .. } => {
-                let id = id.clone();
-                ApiError::new(StatusCode::CONFLICT, "already_connected", e.to_string())
-                    .with_detail("id", id)
+                ApiError::new(Code::AlreadyConnected, message).with_detail("id", id)
             }
-            ConnectError::Unreachable(_) => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "buildkite_unreachable", e.to_string())
-            }
-            ConnectError::Store(inner) => store_error(inner),
+            ConnectError::Unreachable(_) => ApiError::new(Code::BuildkiteUnreachable, message),
+            ConnectError::Store(inner) => inner.into(),
         }
     }
 }
 
 impl From<IntegrationError> for ApiError {
     fn from(e: IntegrationError) -> Self {
-        match &e {
-            IntegrationError::NotFound(_) => ApiError::not_found(e.to_string()),
+        match e {
+            IntegrationError::NotFound(_) => ApiError::new(Code::NotFound, e.to_string()),
             IntegrationError::Unreachable(_) => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "buildkite_unreachable", e.to_string())
+                ApiError::new(Code::BuildkiteUnreachable, e.to_string())
             }
-            IntegrationError::Cipher(inner) => ApiError::internal(inner),
-            IntegrationError::Store(inner) => store_error(inner),
+            IntegrationError::Cipher(inner) => ApiError::internal(&inner),
+            IntegrationError::Store(inner) => inner.into(),
         }
-    }
-}
-
-/// 503 when the database is down (try again), 500 otherwise; details are only logged.
-fn store_error(e: &StoreError) -> ApiError {
-    match e {
-        StoreError::Unavailable(_) => {
-            tracing::error!(error = %e, "store unavailable");
-            ApiError::unavailable("the store is unavailable; try again")
-        }
-        other => ApiError::internal(other),
     }
 }
 
@@ -82,8 +64,8 @@ fn store_error(e: &StoreError) -> ApiError {
 async fn connect(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     // Parsed by hand: actix's JSON extractor error text could echo the body, token included.
     let request: ConnectRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_request",
+        ApiError::new(
+            Code::InvalidRequest,
             format!(
                 "expected a JSON object {{\"org_slug\": \"…\", \"api_token\": \"…\"}} (line {}, column {})",
                 e.line(),

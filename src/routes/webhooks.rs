@@ -5,31 +5,28 @@
 //! (401, on the raw bytes, before any parsing) → JSON and payload shape (400) → event
 //! kind (2xx and ignored) → durable queueing (202, or 503 when it cannot be done).
 
-use actix_web::http::StatusCode;
+mod error;
+mod outcome;
+
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures::StreamExt;
 use secrecy::SecretString;
-use serde::Serialize;
 
 use crate::domain::IntegrationId;
 use crate::error::ApiError;
 use crate::intake::Accepted;
 use crate::state::AppState;
-use crate::webhook::signature::{self, Credential, SIGNATURE_HEADER, TOKEN_HEADER};
-use crate::webhook::{EventName, WebhookEvent, event};
+use crate::webhook::signature::{self, Credential, SIGNATURE_HEADER, TOKEN_HEADER, Verified};
+use crate::webhook::{AuthError, EventName, WebhookEvent, event};
+
+use error::{Outage, WebhookError};
+use outcome::WebhookOutcome;
+
+const EVENT_HEADER: &str = "X-Buildkite-Event";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/webhooks/buildkite", web::post().to(receive_buildkite))
         .route("/webhooks/buildkite/{id}", web::post().to(receive_for_integration));
-}
-
-#[derive(Serialize)]
-struct WebhookResponse<'a> {
-    status: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dedupe_key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
 }
 
 /// The single-organisation route, verified with `webhook.token`.
@@ -40,7 +37,7 @@ async fn receive_buildkite(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let token = state.settings.webhook.token.clone();
-    handle(&req, payload, &state, token.as_ref(), None).await
+    answer(&req, payload, &state, token.as_ref(), None).await
 }
 
 /// A connected organisation's route, verified with that integration's webhook token.
@@ -55,115 +52,92 @@ async fn receive_for_integration(
 ) -> Result<HttpResponse, ApiError> {
     let id = IntegrationId::parse(&id.into_inner()).ok();
     let known = match &id {
-        Some(id) => state.integrations.webhook_token(id.as_str()).await.map_err(|e| {
-            tracing::error!(error = %e, "integration webhook token unavailable");
-            ApiError::unavailable("the webhook could not be checked right now; try again")
-        })?,
+        // Refused before the delivery is looked at, so not counted in
+        // `kitefix_webhooks_total` (as before the outcome enums).
+        Some(id) => state
+            .integrations
+            .webhook_token(id.as_str())
+            .await
+            .map_err(|e| WebhookError::from(Outage::Credential(e)))?,
         None => None,
     };
     let token = match &known {
         Some(token) => token.clone(),
         None => crate::integrations::decoy_token(),
     };
-    let response = handle(&req, payload, &state, Some(&token), id.clone()).await;
+    let response = answer(&req, payload, &state, Some(&token), id.clone()).await;
     if let Some(id) = id.filter(|_| known.is_some() && response.is_ok()) {
         state.integrations.webhook_seen(id.as_str()).await;
     }
     response
 }
 
-/// The steps shared by every webhook route; `token` is the secret this route verifies
-/// against and `integration_id` the connected organisation it belongs to, if any.
-pub(crate) async fn handle(
+/// Every webhook route's delivery: [`receive`] it, count its outcome in
+/// `kitefix_webhooks_total{event,outcome}` (here and nowhere else), and answer.
+async fn answer(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
     token: Option<&SecretString>,
     integration_id: Option<IntegrationId>,
 ) -> Result<HttpResponse, ApiError> {
-    let header_event = header(req, "X-Buildkite-Event");
-    let event_label = EventName::from_header(header_event.unwrap_or("")).as_label();
-    tracing::Span::current().record("event", event_label);
-    let count = |outcome: &str| {
-        state.metrics.webhooks.with_label_values(&[event_label, outcome]).inc();
+    let event = EventName::from_header(header(req, EVENT_HEADER).unwrap_or("")).as_label();
+    tracing::Span::current().record("event", event);
+    let received = receive(req, payload, state, token, integration_id).await;
+    let outcome = match &received {
+        Ok(outcome) => outcome.label(),
+        Err(e) => e.label(),
     };
+    state.metrics.webhooks.with_label_values(&[event, outcome]).inc();
+    Ok(received?.into_response())
+}
 
+/// The steps, in the order of the module comment; `token` is the secret this route
+/// verifies against and `integration_id` the connected organisation it belongs to, if any.
+async fn receive(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    token: Option<&SecretString>,
+    integration_id: Option<IntegrationId>,
+) -> Result<WebhookOutcome, WebhookError> {
     let max = state.settings.server.max_body_bytes.get() as usize;
-    let body = read_body(req, payload, max).await.inspect_err(|e| {
-        count(if e.status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_request" })
-    })?;
+    let body = read_body(req, payload, max).await?;
+    let verified = verify(req, state, token, &body)?;
+    let event = event::parse(header(req, EVENT_HEADER), verified)?;
+    accept(state, event, integration_id).await
+}
 
-    let Some(token) = token else {
-        count("unauthorized");
-        return Err(ApiError::unauthorized(signature::AuthError::NotConfigured.to_string()));
+/// Checks the request's credential against `token` (none configured refuses everything).
+fn verify<'a>(
+    req: &HttpRequest,
+    state: &AppState,
+    token: Option<&SecretString>,
+    body: &'a [u8],
+) -> Result<Verified<'a>, AuthError> {
+    let token = token.ok_or(AuthError::NotConfigured)?;
+    let credential =
+        Credential::from_headers(header(req, SIGNATURE_HEADER), header(req, TOKEN_HEADER))?;
+    let now = chrono::Utc::now().timestamp();
+    signature::verify(token, &credential, body, now, state.settings.webhook.max_skew.as_secs())
+}
+
+/// Queues a failed build; anything else is answered without queueing.
+async fn accept(
+    state: &AppState,
+    event: WebhookEvent,
+    integration_id: Option<IntegrationId>,
+) -> Result<WebhookOutcome, WebhookError> {
+    let build = match event {
+        WebhookEvent::Ping => return Ok(WebhookOutcome::Pong),
+        WebhookEvent::Ignored { reason, .. } => return Ok(WebhookOutcome::Ignored(reason)),
+        WebhookEvent::Failed(build) => build,
     };
-    let verified =
-        Credential::from_headers(header(req, SIGNATURE_HEADER), header(req, TOKEN_HEADER))
-            .and_then(|credential| {
-                let now = chrono::Utc::now().timestamp();
-                signature::verify(
-                    token,
-                    &credential,
-                    &body,
-                    now,
-                    state.settings.webhook.max_skew.as_secs(),
-                )
-            });
-    if let Err(e) = verified {
-        // The presented value is never logged, only why it was refused.
-        tracing::warn!(reason = %e, "webhook refused");
-        count("unauthorized");
-        return Err(ApiError::unauthorized(e.to_string()));
-    }
-
-    let event = event::parse(header_event, &body).map_err(|e| {
-        count("bad_request");
-        ApiError::bad_request("invalid_payload", e.to_string())
-    })?;
-    match event {
-        WebhookEvent::Ping => {
-            count("ping");
-            Ok(HttpResponse::Ok().json(WebhookResponse {
-                status: "pong",
-                dedupe_key: None,
-                reason: None,
-            }))
-        }
-        WebhookEvent::Ignored { reason, .. } => {
-            count("ignored");
-            Ok(HttpResponse::Ok().json(WebhookResponse {
-                status: "ignored",
-                dedupe_key: None,
-                reason: Some(reason),
-            }))
-        }
-        WebhookEvent::Failed(build) => {
-            tracing::Span::current().record("build_id", build.build_id.as_str());
-            let key = build.dedupe_key().to_string();
-            match state.intake.accept(*build, integration_id).await {
-                Ok(Accepted::Queued) => {
-                    count("accepted");
-                    Ok(HttpResponse::Accepted().json(WebhookResponse {
-                        status: "queued",
-                        dedupe_key: Some(key),
-                        reason: None,
-                    }))
-                }
-                Ok(Accepted::Duplicate) => {
-                    count("duplicate");
-                    Ok(HttpResponse::Ok().json(WebhookResponse {
-                        status: "duplicate",
-                        dedupe_key: Some(key),
-                        reason: None,
-                    }))
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "could not queue the build");
-                    count("unavailable");
-                    Err(ApiError::unavailable("the event could not be queued durably; try again"))
-                }
-            }
-        }
+    tracing::Span::current().record("build_id", build.build_id.as_str());
+    let key = build.dedupe_key();
+    match state.intake.accept(*build, integration_id).await.map_err(Outage::Queue)? {
+        Accepted::Queued => Ok(WebhookOutcome::Queued(key)),
+        Accepted::Duplicate => Ok(WebhookOutcome::Duplicate(key)),
     }
 }
 
@@ -177,23 +151,16 @@ async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     max: usize,
-) -> Result<web::Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("body is larger than server.max_body_bytes ({max} bytes)"),
-        )
-    };
+) -> Result<web::Bytes, WebhookError> {
     let declared = header(req, "Content-Length").and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > max) {
-        return Err(too_large());
+        return Err(WebhookError::TooLarge { max });
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(max));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
+        let chunk = chunk.map_err(WebhookError::Unreadable)?;
         if body.len() + chunk.len() > max {
-            return Err(too_large());
+            return Err(WebhookError::TooLarge { max });
         }
         body.extend_from_slice(&chunk);
     }

@@ -7,6 +7,7 @@
 
 use serde::Deserialize;
 
+use super::signature::Verified;
 use crate::domain::{
     BuildFinished, BuildId, BuildNumber, CommitSha, OrgSlug, PipelineSlug, PipelineSource,
     pull_request_number,
@@ -122,11 +123,12 @@ struct RawProviderSettings {
     repository: Option<String>,
 }
 
-/// Parses a verified body. `header_event` is `X-Buildkite-Event`; the body's `event`
-/// field is the fallback (Buildkite added it so receivers need not read headers).
-pub fn parse(header_event: Option<&str>, body: &[u8]) -> Result<WebhookEvent, PayloadError> {
+/// Parses a verified body (only `signature::verify` makes a [`Verified`]). `header_event`
+/// is `X-Buildkite-Event`; the body's `event` field is the fallback (Buildkite added it so
+/// receivers need not read headers).
+pub fn parse(header_event: Option<&str>, body: Verified<'_>) -> Result<WebhookEvent, PayloadError> {
     let payload: Payload =
-        serde_json::from_slice(body).map_err(|e| PayloadError::Json(e.to_string()))?;
+        serde_json::from_slice(body.bytes()).map_err(|e| PayloadError::Json(e.to_string()))?;
     let name = header_event
         .map(str::to_owned)
         .or(payload.event.clone())
@@ -253,8 +255,15 @@ mod tests {
             .unwrap()
     }
 
+    /// `body` as the route hands it over: verified (in token mode, the simplest proof).
+    fn verified(body: &[u8]) -> Verified<'_> {
+        let token = secrecy::SecretString::from("event-test-token".to_owned());
+        let credential = crate::webhook::Credential::Token("event-test-token".to_owned());
+        crate::webhook::signature::verify(&token, &credential, body, 0, 0).unwrap()
+    }
+
     fn parse_json(v: &serde_json::Value) -> Result<WebhookEvent, PayloadError> {
-        parse(Some("build.finished"), v.to_string().as_bytes())
+        parse(Some("build.finished"), verified(v.to_string().as_bytes()))
     }
 
     #[test]
@@ -327,16 +336,16 @@ mod tests {
 
     #[test]
     fn other_events_and_ping_are_recognised() {
-        assert_eq!(parse(Some("ping"), b"{}").unwrap(), WebhookEvent::Ping);
+        assert_eq!(parse(Some("ping"), verified(b"{}")).unwrap(), WebhookEvent::Ping);
         assert!(matches!(
-            parse(Some("job.finished"), b"{}").unwrap(),
+            parse(Some("job.finished"), verified(b"{}")).unwrap(),
             WebhookEvent::Ignored { event: EventName::Job, .. }
         ));
         assert!(matches!(
-            parse(None, br#"{"event":"agent.lost"}"#).unwrap(),
+            parse(None, verified(br#"{"event":"agent.lost"}"#)).unwrap(),
             WebhookEvent::Ignored { event: EventName::Agent, .. }
         ));
-        assert_eq!(parse(None, b"{}"), Err(PayloadError::NoEventName));
-        assert!(matches!(parse(Some("ping"), b"{not json"), Err(PayloadError::Json(_))));
+        assert_eq!(parse(None, verified(b"{}")), Err(PayloadError::NoEventName));
+        assert!(matches!(parse(Some("ping"), verified(b"{not json")), Err(PayloadError::Json(_))));
     }
 }

@@ -22,5 +22,6 @@ mod reconciler;
 mod serve_process;
 mod shutdown;
 mod store_suite;
+mod store_unavailable;
 mod supervision;
 mod webhook_receive;

@@ -131,8 +131,12 @@ impl IntegrationTargets for NoIntegrations {
 }
 
 fn failed_event_of(payload: &Value) -> kitefix::domain::BuildFinished {
-    match kitefix::webhook::event::parse(Some("build.finished"), payload.to_string().as_bytes())
-        .unwrap()
+    let body = payload.to_string();
+    match kitefix::webhook::event::parse(
+        Some("build.finished"),
+        crate::helpers::verified(body.as_bytes()),
+    )
+    .unwrap()
     {
         kitefix::webhook::WebhookEvent::Failed(b) => *b,
         other => panic!("{other:?}"),

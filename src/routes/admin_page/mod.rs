@@ -67,7 +67,7 @@ async fn render_page(
     form: &FormState,
     status: StatusCode,
 ) -> Result<HttpResponse, ApiError> {
-    let builds = state.store.recent_builds(25).await.map_err(|e| ApiError::internal(&e))?;
+    let builds = state.store.recent_builds(25).await?;
     let analyses: Vec<AnalysisView> = builds.iter().map(analysis_view).collect();
     let integrations = state.integrations.list().await.map_err(ApiError::from)?;
     let integrations: Vec<IntegrationView> = integrations
@@ -143,15 +143,11 @@ async fn connect(
             };
             render_page(&state, Some(&notice), &FormState::default(), StatusCode::CREATED).await
         }
-        Err(ConnectError::Store(e)) => Err(ApiError::internal(&e)),
+        Err(ConnectError::Store(e)) => Err(e.into()),
         Err(e) => {
-            let status = match &e {
-                ConnectError::InvalidOrg(_) | ConnectError::EmptyToken => StatusCode::BAD_REQUEST,
-                ConnectError::AlreadyConnected { .. } => StatusCode::CONFLICT,
-                ConnectError::Unreachable(_) => StatusCode::BAD_GATEWAY,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
             let notice = Notice::Error { message: e.to_string() };
+            // The API's status for the same refusal (routes/integrations.rs).
+            let status = ApiError::from(e).status();
             render_page(&state, Some(&notice), &FormState { org }, status).await
         }
     }
