@@ -16,7 +16,7 @@ use crate::store::StoreError;
 macro_rules! codes {
     ($($(#[$doc:meta])* $variant:ident => $status:ident, $wire:literal;)+) => {
         /// Every error code an HTTP client can see. The strings are a public contract
-        /// (README, DESIGN.md "HTTP API"): add codes, never rename one.
+        /// (README, `docs/design.md#http`): add codes, never rename one.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Code {
             $($(#[$doc])* $variant,)+

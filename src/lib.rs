@@ -12,7 +12,7 @@
 //! - the front: `routes` (HTTP, admin page and API, `error` codes), `metrics`,
 //!   `telemetry`, and `cli` for the commands besides `serve`.
 //!
-//! Design and the facts the code relies on: `docs/design.md`, `docs/reference/`.
+//! Design and the facts the code relies on: `docs/` (start with `docs/README.md`).
 #![forbid(unsafe_code)]
 
 pub mod buildkite;

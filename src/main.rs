@@ -36,7 +36,7 @@ enum Command {
 fn main() -> ExitCode {
     // One process-wide TLS provider, chosen before anything opens a connection: with
     // several rustls backends compiled in, rustls cannot pick one by itself
-    // (docs/reference/ecosystem.md §5).
+    // (docs/dependencies.md#tls-crypto-provider).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {

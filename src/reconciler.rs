@@ -4,8 +4,8 @@
 //! to the same [`Intake`] the webhook route uses, so a build that did arrive by webhook is
 //! recognised as a duplicate and analysed once.
 //!
-//! Buildkite retries a failed webhook delivery only a few times and then drops it
-//! (docs/reference/reliability.md), so without this a receiver outage loses analyses.
+//! Buildkite documents no redelivery of a webhook that failed to arrive
+//! (docs/buildkite.md#webhook-delivery), so without this a receiver outage loses analyses.
 //!
 //! It runs in the worker roles only (`--role worker`, `--role all`; see `startup.rs`):
 //! background calls to Buildkite stay on the worker side, and adding receiver replicas

@@ -1,4 +1,4 @@
-//! The Buildkite REST client (docs/reference/buildkite.md §3, docs/reference/reliability.md §6.1).
+//! The Buildkite REST client (docs/buildkite.md#rest-api, docs/buildkite.md#rate-limits).
 //!
 //! Every request URL is the configured API base plus path segments made from checked ids
 //! (`OrgSlug`, `PipelineSlug`, `BuildNumber`, `JobId`), never a URL from a payload or an
@@ -40,7 +40,7 @@ pub struct ClientOptions {
     /// A log stream that sends nothing for this long fails.
     pub log_idle_timeout: Duration,
     /// A log must be fully read within this time from the request. Well below RabbitMQ's
-    /// 30-minute consumer timeout (docs/reference/reliability.md §1.8).
+    /// 30-minute consumer timeout (docs/rabbitmq.md#consumer-timeout).
     pub log_deadline: Duration,
     /// A request whose rate-limit budget resets within this time waits for it; beyond,
     /// the call fails with `RateLimited` so the queue can delay the message.
@@ -76,7 +76,7 @@ impl Default for ClientOptions {
 /// `RateLimited` (a 429 right after a reset means someone else is spending the budget).
 const MAX_RATE_LIMIT_WAITS: u32 = 2;
 
-/// Used when a 429 names no reset: Buildkite's windows are one minute (docs/reference/buildkite.md §3.2).
+/// Used when a 429 names no reset: the windows are one minute (docs/buildkite.md#rate-limits).
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Error bodies are read up to this size for their message.
@@ -112,7 +112,7 @@ impl BuildkiteClient {
         check_api_url(&api_url, options.allow_insecure_http)?;
         let http = reqwest::Client::builder()
             // Never follow a redirect: it would carry the token to whatever host it names
-            // (docs/reference/buildkite.md §3.1, artifact redirect gotcha).
+            // (docs/buildkite.md#redirects).
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout)
@@ -138,7 +138,7 @@ impl BuildkiteClient {
     }
 
     /// `GET /v2/access-token`: the token's scopes and expiry. Needs no scope, so it is
-    /// the way to check a token (docs/reference/buildkite.md §4).
+    /// the way to check a token (docs/buildkite.md#token-scopes).
     #[tracing::instrument(skip_all)]
     pub async fn access_token(&self, token: &SecretString) -> Result<AccessToken, BuildkiteError> {
         let call = Call { endpoint: Endpoint::AccessToken, token, org: None };
@@ -510,7 +510,7 @@ async fn ensure_success(call: &Call<'_>, response: Response) -> Result<Response,
     }
 }
 
-/// Classifies a non-success answer (docs/reference/reliability.md §6.3).
+/// Classifies a non-success answer (docs/design.md#failure-handling).
 async fn error_for_status(call: &Call<'_>, response: Response) -> BuildkiteError {
     let status = response.status();
     let message = error_message(call, response).await;
@@ -531,7 +531,7 @@ async fn error_for_status(call: &Call<'_>, response: Response) -> BuildkiteError
 }
 
 /// The scope named in Buildkite's 403 "Your access token doesn't have the <scope> scope"
-/// (docs/reference/buildkite.md §3).
+/// (docs/buildkite.md#rest-api).
 fn missing_scope(message: &str) -> Option<String> {
     static SCOPE: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"(?i)does(?:n['’]t| not) have the ([a-z_]+) scope").expect("valid regex")

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-/// Which Buildkite rate limit was hit (docs/reference/buildkite.md §3.2).
+/// Which Buildkite rate limit was hit (docs/buildkite.md#rate-limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RateLimitScope {
     /// The organization's budget (`RateLimit-*`, scope `rest`), shared by all its users.
@@ -186,7 +186,7 @@ pub enum BuildkiteError {
 
 impl BuildkiteError {
     /// Whether trying again later may succeed: rate limits, 5xx, timeouts and transport
-    /// failures. Everything else is permanent for this message (docs/reference/reliability.md §6.3).
+    /// failures. Everything else is permanent for this message (docs/design.md#failure-handling).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,

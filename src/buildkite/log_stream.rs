@@ -1,5 +1,5 @@
 //! A job's raw log as a stream of byte chunks, never buffered whole (logs reach 1 GiB,
-//! docs/reference/buildkite.md §0 (finding 4)), with an idle timeout per chunk and an overall deadline.
+//! docs/buildkite.md#job-logs), with an idle timeout per chunk and an overall deadline.
 
 use std::fmt;
 use std::future::Future;

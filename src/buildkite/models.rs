@@ -1,4 +1,4 @@
-//! Serde models of the Buildkite REST answers kitefix reads (docs/reference/buildkite.md §2.2–§2.5, §3.1).
+//! Serde models of the Buildkite REST answers kitefix reads (docs/buildkite.md#rest-api on).
 //!
 //! Tolerant by design: unknown fields are ignored, almost every field may be missing or
 //! `null`, and states are open enums that keep values this code has never seen. Ids that
@@ -66,7 +66,7 @@ macro_rules! open_enum {
 }
 
 open_enum!(
-    /// A build's state (REST names, docs/reference/buildkite.md §2.2; `failing`/`finished` from other
+    /// A build's state (REST names, docs/buildkite.md#build-states; `failing`/`finished` from other
     /// channels are kept too).
     BuildState {
         /// Waiting for an agent or a dependency.
@@ -99,7 +99,7 @@ open_enum!(
 );
 
 open_enum!(
-    /// A job's state (docs/reference/buildkite.md §2.4). `passed`/`failed` are REST aliases of the
+    /// A job's state (docs/buildkite.md#job-states). `passed`/`failed` are REST aliases of the
     /// internal `finished`, chosen by exit status.
     JobState {
         /// Not yet runnable.
@@ -271,7 +271,7 @@ pub struct PullRequest {
     pub repository: Option<String>,
 }
 
-/// One job of a build (docs/reference/buildkite.md §2.4).
+/// One job of a build (docs/buildkite.md#job-states).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Job {
     /// The job's UUID.
@@ -380,7 +380,7 @@ pub struct Agent {
     pub hostname: Option<String>,
 }
 
-/// A pipeline (docs/reference/buildkite.md §2.5).
+/// A pipeline (docs/buildkite.md#pipelines).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Pipeline {
     /// The pipeline's UUID.
@@ -457,7 +457,7 @@ pub struct AccessToken {
 }
 
 /// The scopes kitefix needs: read builds (and their jobs), logs and job env
-/// (docs/reference/buildkite.md §4).
+/// (docs/buildkite.md#token-scopes).
 pub const REQUIRED_SCOPES: &[&str] = &["read_builds", "read_build_logs", "read_job_env"];
 
 impl AccessToken {
@@ -479,8 +479,8 @@ pub struct TokenUser {
 }
 
 /// A job's environment, from `GET …/jobs/{job}/env` (`{"env": {NAME: value}}`). The
-/// values are unredacted secrets (docs/reference/reliability.md §3.1): they only feed the redactor, are
-/// never stored, and `Debug` shows names only.
+/// values are unredacted secrets (docs/buildkite.md#job-environment): they only feed the
+/// redactor, are never stored, and `Debug` shows names only.
 #[derive(Default, Deserialize)]
 pub struct JobEnv {
     #[serde(default, deserialize_with = "null_as_default")]

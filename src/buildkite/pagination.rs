@@ -1,4 +1,4 @@
-//! `Link` header pagination (docs/reference/buildkite.md §3.3): `<…&page=3>; rel="next", <…>; rel="last"`.
+//! `Link` header pagination (docs/buildkite.md#pagination): `<…&page=3>; rel="next", …`.
 //!
 //! kitefix never requests a URL it was handed: from the `next` link it takes only the page
 //! number, after checking that the link names the configured API host, and builds the

@@ -1,4 +1,4 @@
-//! Buildkite rate-limit bookkeeping (docs/reference/buildkite.md §3.2, docs/reference/reliability.md §6.1).
+//! Buildkite rate-limit bookkeeping (docs/buildkite.md#rate-limits).
 //!
 //! Every response carries `RateLimit-Remaining/-Limit/-Reset` for the organization and
 //! `RateLimit-User-*` for the token's user; `Reset` is *seconds until the window resets*,

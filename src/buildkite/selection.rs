@@ -1,6 +1,6 @@
 //! Which jobs of a finished build to analyse (a pure function of the [`Build`]).
 //!
-//! Rules, from docs/reference/buildkite.md §2.4:
+//! Rules, from docs/buildkite.md#which-jobs-failed:
 //! - only `script` jobs have a command log worth analysing;
 //! - a job fails hard when its state is `failed`, `timed_out` or `expired`, or it
 //!   finished with a non-zero exit status, and it is not `soft_failed` (the step allowed

@@ -1,12 +1,12 @@
 //! The analysis contract: what `kitefix analyze --format json` prints and what the worker
-//! stores and reports. Field names and category names are fixed by `docs/design.md`
-//! ("Analysis"); tests and operators rely on them, so change them only with a note.
+//! stores and reports. Field names and category names are fixed by
+//! docs/design.md#analysis; tests and operators rely on them, so change them only with a note.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// Why a job failed, in kitefix's taxonomy (`docs/design.md`, "Categories").
+/// Why a job failed, in kitefix's taxonomy (docs/design.md#categories).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Category {

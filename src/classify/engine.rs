@@ -1,7 +1,7 @@
 //! The rule engine: one streaming pass over normalised lines, bounded memory.
 //!
 //! How a verdict is reached (the approach of PyTorch's log classifier and Treeherder, see
-//! `docs/reference/classification.md` §1 and §5, adapted to streaming):
+//! docs/classification.md#approach, adapted to streaming):
 //!
 //! 1. **Prefilter.** One Aho-Corasick automaton holds the required literals of every rule
 //!    ([`super::literals`]); a line only runs the regexes of the rules whose literals it
@@ -988,7 +988,7 @@ fn meta_verdict(meta: &JobMeta) -> Option<(Category, &'static str, String)> {
 /// The line without the prefixes that CI systems and harnesses put before a tool's own
 /// output: GitHub Actions' `##[error]` annotations, mozharness's `HH:MM:SS  LEVEL - `,
 /// Taskcluster's `[task <time>] ` (Treeherder strips the same before matching,
-/// `docs/reference/classification.md` §4).
+/// docs/classification.md#harness-prefixes).
 pub(crate) fn match_view(text: &str) -> &str {
     let mut t = text;
     for _ in 0..3 {

@@ -2,8 +2,8 @@
 //!
 //! Rules are data (`config/rules/*.toml`, embedded; a user's folder can replace and add
 //! rules, see [`rules`]). A [`Classifier`] compiles them once; a [`Session`] takes one
-//! job's lines in order and returns the [`Analysis`] (contract in `docs/design.md`,
-//! "Analysis"). [`LogClassifier`] puts the byte-level [`LineNormaliser`] in front of a
+//! job's lines in order and returns the [`Analysis`] (contract in
+//! docs/design.md#analysis). [`LogClassifier`] puts the byte-level [`LineNormaliser`] in front of a
 //! session, for callers that hold raw log bytes (the worker's HTTP stream, a file, stdin),
 //! with an optional per-line transform where the service plugs its redactor in.
 
@@ -20,7 +20,7 @@ pub use rules::{Rule, RuleError, RuleSet};
 
 use crate::logs::normalise::{LineNormaliser, LogLine};
 
-/// The contract's cap on excerpt length (`docs/design.md`, "Analysis").
+/// The contract's cap on excerpt length (docs/design.md#analysis).
 pub(crate) const MAX_EXCERPT_LINES: u32 = 40;
 
 pub(crate) use crate::logs::LineTransform;

@@ -6,7 +6,7 @@
 //! ```toml
 //! [[rule]]
 //! id = "rust.rustc-error"            # unique; a user rule with the same id replaces it
-//! category = "compile"                # docs/design.md "Categories"
+//! category = "compile"                # docs/design.md#categories
 //! priority = 80                       # higher wins; see config/rules/README.md
 //! pattern = '^error(\[E\d+\])?: (?P<message>.+)'   # or `patterns = [...]`, any may match
 //! exclude = ['^error: aborting due to']             # a line matching one is not a hit

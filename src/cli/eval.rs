@@ -1,7 +1,7 @@
 //! `kitefix eval MANIFEST [--root DIR]`: scores the classifier on a labelled manifest in
-//! the format of `ci-eval/manifest.jsonl` (the corpus's `SOURCE.md`, "Manifest fields").
+//! the format of `ci-eval/manifest.jsonl` (docs/classification.md#eval-manifest).
 //!
-//! Figures, as `docs/reference/classification.md` §5 proposes them:
+//! Figures (docs/classification.md#evaluation-figures):
 //! - strict accuracy (predicted category = `category`) and acceptable accuracy (= it or
 //!   one of `alt_categories`);
 //! - macro-F1 over the labelled categories;

@@ -32,7 +32,7 @@ pub enum Format {
     /// A report for a person.
     #[default]
     Text,
-    /// Machine-readable JSON (for `analyze`, the analysis contract of `docs/design.md`).
+    /// Machine-readable JSON (for `analyze`, the analysis contract, docs/design.md#analysis).
     Json,
 }
 

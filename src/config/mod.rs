@@ -272,7 +272,7 @@ impl Settings {
     }
 
     /// The admin API is open without a token only when nothing but this machine can reach
-    /// it (docs/design.md: "none: admin API only on a loopback bind").
+    /// it (docs/design.md#admin-access).
     pub fn admin_open_without_token(&self) -> bool {
         self.admin.token.is_none() && self.server.bind.ip().is_loopback()
     }

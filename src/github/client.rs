@@ -4,7 +4,7 @@
 //! octocrab is used for transport, base URL, JWT signing and error parsing, but with its
 //! retry layer off: its default `RetryConfig::Simple(3)` re-sends any request, POSTs
 //! included, on 5xx, 429 and transport errors, immediately — a 502 after GitHub stored a
-//! check run would create a second one (`docs/reference/github.md` §0, finding 2, verified against a
+//! check run would create a second one (docs/github.md#octocrab-retries, verified against a
 //! stub). Retries belong to the queue, which can wait as long as GitHub asks.
 
 use std::collections::HashMap;

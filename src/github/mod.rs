@@ -11,7 +11,7 @@
 //! - [`error`]: [`GitHubError`] and how the queue should treat each kind.
 //! - [`metrics`]: Prometheus metrics for all of it.
 //!
-//! Facts and sources: `docs/reference/github.md`.
+//! Facts and sources: docs/github.md.
 
 mod auth;
 mod body;

@@ -50,7 +50,7 @@ pub struct GitHubReporter {
 }
 
 /// The fields of GitHub's `check-run` schema we read. octocrab's own model lacks
-/// `external_id` (`docs/reference/github.md` §0, finding 5), hence our own.
+/// `external_id` (docs/github.md#octocrab-models), hence our own.
 #[derive(Debug, Deserialize)]
 struct CheckRunResponse {
     id: u64,

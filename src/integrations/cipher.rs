@@ -1,6 +1,6 @@
 //! Encryption of stored tokens: XChaCha20-Poly1305 under one 32-byte key
-//! (docs/reference/reliability.md §4.2). Its 192-bit nonces are safe to pick at random, so there is no
-//! nonce bookkeeping. Each ciphertext is stored with the id of the key that sealed it,
+//! (docs/security.md#token-encryption). Its 192-bit nonces are safe to pick at random, so
+//! there is no nonce bookkeeping. Each ciphertext is stored with the id of the key that sealed it,
 //! so a key can be rotated (`kitefix integrations rotate-key`), and is bound to the row
 //! and column it belongs to through the associated data, so a ciphertext copied to
 //! another integration does not decrypt.

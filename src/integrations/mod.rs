@@ -40,8 +40,8 @@ pub use error::{ConnectError, IntegrationError};
 pub use metrics::IntegrationMetrics;
 pub use token_source::StoreTokens;
 
-/// Scopes a connected token must hold (docs/reference/buildkite.md §4): what the worker reads today and
-/// what the planned features (artifacts, Test Engine, teams) will.
+/// Scopes a connected token must hold (docs/buildkite.md#token-scopes): what the worker reads
+/// today and what the planned features (artifacts, Test Engine, teams) will.
 pub const REQUIRED_SCOPES: [&str; 9] = [
     "read_teams",
     "read_artifacts",

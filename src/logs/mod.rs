@@ -2,7 +2,7 @@
 //! the classifier, the store and GitHub see.
 //!
 //! Everything here is streaming and bounded: the worker feeds chunks straight from the
-//! HTTP body of a log that can reach 1 GiB (`docs/design.md`, "Facts that shape the design"),
+//! HTTP body of a log that can reach 1 GiB (docs/buildkite.md#job-logs),
 //! so nothing keeps more than one line (capped) in memory. `normalise` turns bytes into
 //! numbered, ANSI-free lines; `redact` removes secrets from each line before anything
 //! else sees it.

@@ -3,10 +3,10 @@
 //! The input is whatever the CI system serves as the raw log, in chunks split anywhere
 //! (inside an escape sequence or a UTF-8 character included). The output is one
 //! [`LogLine`] per `\n`-terminated line, numbered from 1: that number is the analysis
-//! contract's `key_line` (`docs/design.md`, "Analysis"), so it counts every `\n` of the input,
+//! contract's `key_line` (docs/design.md#analysis), so it counts every `\n` of the input,
 //! blank lines included, and nothing else.
 //!
-//! What is removed, and why (sources in `docs/reference/buildkite.md` §6.1):
+//! What is removed, and why (sources in docs/buildkite.md#log-format):
 //! - Buildkite's timestamp APC `ESC _ bk;t=… BEL` (or `ESC \` terminated), which agent v4
 //!   writes at the start of every line and after `ESC [K` mid-line; every other APC, DCS,
 //!   PM and SOS string too.
@@ -436,7 +436,7 @@ impl Sections {
 
 /// Program output that happens to match Buildkite's header syntax: unified diff file
 /// headers (`--- a/x`, `+++ b/x`) and `go test` results (`--- FAIL: TestX`). Buildkite's
-/// own UI is fooled by these (docs/reference/buildkite.md §6.1, "Gotcha"); section attribution
+/// own UI is fooled by these (docs/buildkite.md#section-headers, "Gotcha"); section attribution
 /// should not be.
 fn looks_like_diff_or_test_output(name: &str) -> bool {
     name.starts_with("a/")

@@ -8,11 +8,11 @@
 //!    value inside a longer encoded string such as `user:password` is still caught), URL
 //!    encoding, and JSON / Go `%q` escaping. The buildkite-agent only redacts values whose
 //!    env *names* match its patterns, only verbatim, and only for values of 6+ bytes
-//!    (docs/reference/reliability.md §3.1, docs/reference/buildkite.md §5), so logs we fetch can still hold secrets.
+//!    (docs/buildkite.md#agent-redaction), so logs we fetch can still hold secrets.
 //! 2. **Secret-shaped strings**: GitHub, Buildkite, AWS, Slack and JWT tokens, private-key
 //!    blocks (which span lines, so the streaming [`LineRedactor`] keeps state), `password=`
 //!    style assignments, `Authorization` headers and credentials in URLs. The rules are our
-//!    own, informed by the gitleaks/TruffleHog families listed in docs/reference/reliability.md §3.2 but
+//!    own, informed by the gitleaks/TruffleHog families of docs/security.md#secret-shapes but
 //!    deliberately more permissive on length (GitHub's newer token formats vary).
 //!
 //! Speed: one Aho–Corasick automaton (ASCII case-insensitive) holds the literal triggers of
@@ -39,7 +39,7 @@ use super::literal_scan::LiteralScanner;
 pub(crate) const REDACTED: &str = "[REDACTED]";
 
 /// Values shorter than this are not redacted as exact values: they occur everywhere by
-/// chance. Same threshold as the buildkite-agent (`LengthMin = 6`, docs/reference/buildkite.md §5).
+/// chance. The buildkite-agent's `LengthMin` is the same (docs/buildkite.md#agent-redaction).
 pub(crate) const MIN_SECRET_LEN: usize = 6;
 
 /// A private-key block longer than this many lines ends anyway, so that a stray `BEGIN`
@@ -94,7 +94,7 @@ const PUBLIC_ENV_NAMES: &[&str] = &[
 ];
 
 /// Why a [`Redactor`] could not be built. Callers must then post no excerpt at all
-/// (fail closed, docs/reference/reliability.md §3.3).
+/// (fail closed, docs/security.md#fail-closed).
 #[derive(Debug, thiserror::Error)]
 pub enum RedactError {
     /// The matcher for the secret values was too large to build.
@@ -179,7 +179,7 @@ fn regex(pattern: &str) -> Regex {
 
 static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| Patterns {
     // Classic tokens are 36 characters after the prefix, but the newer stateless `ghs_`
-    // installation tokens contain dots (docs/reference/reliability.md §3.2): accept dotted runs.
+    // installation tokens contain dots (docs/security.md#secret-shapes): accept dotted runs.
     github: regex(r"gh[pousr]_[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*"),
     github_pat: regex(r"github_pat_[A-Za-z0-9_]{20,}"),
     buildkite: regex(r"bkua_[A-Za-z0-9]{20,}"),

@@ -55,7 +55,7 @@ const RETRY_TIERS: [(&str, Duration); 6] = [
 ];
 
 /// How many times this message went through a retry tier (our own count: RabbitMQ 4
-/// ignores `x-death` on republished messages, docs/reference/reliability.md §1.7).
+/// ignores `x-death` on republished messages, docs/rabbitmq.md#retry-counting).
 const ATTEMPT_HEADER: &str = "x-kitefix-retries";
 const REASON_HEADER: &str = "x-kitefix-reason";
 const WORK_ROUTING_KEY: &str = "build";
@@ -394,7 +394,7 @@ impl Publisher {
     fn settle_confirm(&mut self, request: PublishRequest, outcome: ConfirmOutcome) {
         let result = match outcome {
             Ok(Ok(Confirmation::Ack(None))) | Ok(Ok(Confirmation::NotRequested)) => Ok(()),
-            // Acked but returned: the message reached no queue (docs/reference/reliability.md §1.2).
+            // Acked but returned: it reached no queue (docs/rabbitmq.md#publisher-confirms).
             Ok(Ok(Confirmation::Ack(Some(returned)))) => Err(QueueError::Refused(format!(
                 "returned by the broker as unroutable: {}",
                 returned.reply_text

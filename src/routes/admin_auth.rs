@@ -1,6 +1,6 @@
 //! Who may use `/api/*` and the admin page: the holder of `admin.token`, or without one,
-//! anyone who can reach a loopback bind (docs/design.md: "none: admin API only on a loopback
-//! bind").
+//! anyone who can reach a loopback bind
+//! (docs/design.md#admin-access).
 //!
 //! The API takes `Authorization: Bearer <token>`. The page also takes HTTP Basic with the
 //! token as the password (any user name), because that is what a browser can send without

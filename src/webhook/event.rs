@@ -1,7 +1,7 @@
 //! Turning a verified webhook body into something kitefix acts on.
 //!
 //! Only `build.finished` of a failed build is queued. The payload carries no jobs and no
-//! organisation object (docs/reference/buildkite.md §0, §2.1): the org slug is parsed out of
+//! organisation object (docs/buildkite.md#webhook-payload): the org slug is parsed out of
 //! `build.url`, and the worker asks the REST API for the jobs. Links are rebuilt from the
 //! parsed ids rather than copied, so a payload cannot plant a URL in a check run.
 
@@ -149,7 +149,7 @@ fn parse_build_finished(payload: Payload) -> Result<WebhookEvent, PayloadError> 
         return Err(PayloadError::Missing(vec!["build"]));
     };
     // A build waiting on a block step fires build.finished with `blocked: true` and keeps
-    // its previous state (docs/reference/buildkite.md §2.2): it has not failed.
+    // its previous state (docs/buildkite.md#blocked-builds): it has not failed.
     if build.blocked {
         return ignored("build is blocked, not finished");
     }
@@ -187,8 +187,8 @@ fn parse_build_finished(payload: Payload) -> Result<WebhookEvent, PayloadError> 
         PipelineSlug::parse(&pipeline_slug).map_err(|e| PayloadError::Invalid(e.to_string()))?;
     let build_id = BuildId::parse(&id).map_err(|e| PayloadError::Invalid(e.to_string()))?;
     // API-created builds can say `HEAD` until resolved; the agent records the real SHA in
-    // meta-data (docs/reference/buildkite.md §2.2). What is left must be a full SHA: a check run
-    // is posted on one commit, so anything else is refused here, before a log is fetched.
+    // meta-data (docs/buildkite.md#unresolved-commits). What is left must be a full SHA: a
+    // check run is on one commit, so anything else is refused here, before a log is fetched.
     let commit = if commit == "HEAD" {
         build
             .meta_data

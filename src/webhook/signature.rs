@@ -106,8 +106,8 @@ impl Credential {
 }
 
 /// A body whose credential checked out. [`verify`] is the only way to make one, and
-/// `event::parse` takes nothing else, so an unverified body cannot be parsed (the
-/// `VerifiedEvent` of reference/aesthetics.md and DESIGN.md, enforced by the type).
+/// `event::parse` takes nothing else, so an unverified body cannot be parsed ("verify
+/// before parsing", `docs/buildkite.md#webhook-signatures`, enforced by the type).
 #[derive(Debug, Clone, Copy)]
 pub struct Verified<'a>(&'a [u8]);
 
@@ -174,7 +174,7 @@ mod tests {
     use super::*;
 
     // Known-answer vector from buildkite/go-buildkite `webhook_test.go`
-    // (`TestValidatePayload`), cited in docs/reference/buildkite.md §1.4.
+    // (`TestValidatePayload`), see docs/buildkite.md#webhook-signatures.
     const KAT_TOKEN: &str = "29b1ff5779c76bd48ba6705eb99ff970";
     const KAT_HEADER: &str = "timestamp=1642080837,signature=582d496ac2d869dd97a3101c4cda346288c49a742592daf582ec64c86449f79c";
     const KAT_BODY: &[u8] = include_bytes!("../../tests/fixtures/buildkite/ping-known-answer.json");

@@ -204,7 +204,7 @@ impl Pipeline {
                 report.log_bytes = bytes;
                 if !redaction_complete {
                     // Without the job's env, values that only it knows could be in the
-                    // excerpt: fail closed and post none (docs/reference/reliability.md §3.3).
+                    // excerpt: fail closed and post none (docs/security.md#fail-closed).
                     report.analysis.excerpt = None;
                 }
             }

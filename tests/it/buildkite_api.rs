@@ -1,5 +1,5 @@
 //! The Buildkite client against a wiremock Buildkite speaking the documented REST API
-//! (buildkite.md §3): what the worker sees for builds, rate limits, faults, and that the
+//! (docs/buildkite.md#rest-api): what the worker sees for builds, rate limits, faults, and that the
 //! token never leaves the configured host.
 
 use std::time::{Duration, Instant};

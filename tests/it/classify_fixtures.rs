@@ -3,8 +3,8 @@
 //! Each fixture is a log modelled on a tool's real output (captured from rustc, cargo,
 //! python3, node, npm, javac, gcc, g++, make and the shells where this machine has them),
 //! wrapped in a CI system's framing (Buildkite timestamps, GitHub Actions prefixes, Travis
-//! markers). The expectation is in-band, PyTorch style (`reference/classification.md`
-//! §1): a first line `#=EXPECT=# {"category", "rule", "failing_tests"}` and the key line
+//! markers). The expectation is in-band, PyTorch style (docs/classification.md#in-band-fixtures):
+//! a first line `#=EXPECT=# {"category", "rule", "failing_tests"}` and the key line
 //! prefixed with `#=KEY=#`; both markers are removed before classification. The whole
 //! analysis is also snapshot-tested against `<name>.snap.json`; after a deliberate change,
 //! re-bless with `UPDATE_SNAPSHOTS=1 cargo test --test classify_fixtures` and review the diff.

@@ -76,7 +76,7 @@ async fn redelivery_queues_nothing_new() {
 
 #[tokio::test]
 async fn the_same_build_finishing_again_is_a_new_event() {
-    // A job retry makes a build finish twice (reference/buildkite.md §0.3).
+    // A job retry makes a build finish twice (docs/buildkite.md#webhook-delivery).
     let app = spawn_app_with(receiver_only()).await;
     let mut payload = failed_build(4);
     app.post_signed("build.finished", payload.to_string().as_bytes()).await;

@@ -1,4 +1,4 @@
-//! A stand-in for Buildkite's REST API (reference/buildkite.md §3): a build with its jobs,
+//! A stand-in for Buildkite's REST API (docs/buildkite.md#rest-api): a build with its jobs,
 //! raw job logs and job env, in the documented shapes, on wiremock; and, for logs too big
 //! for wiremock (which builds whole bodies in memory), a small server that generates the
 //! log while streaming it.
